@@ -1,0 +1,115 @@
+// Runs one command for the host: /bin/sh -c in its own process group, stdio
+// carried on three flow-controlled channels, the exit status or signal reported.
+
+import { spawn, type ChildProcess } from 'node:child_process'
+import { statSync } from 'node:fs'
+import type { Readable } from 'node:stream'
+import type { ExecExit, ExecStartParams } from '../protocol/methods.js'
+import type { Peer } from '../protocol/rpc.js'
+
+/** After the command exits, how long its stdout/stderr may stay open (a
+ * background child holding them) before we stop reading and report. */
+const STDIO_CLOSE_GRACE_MS = 200
+
+const running = new Map<number, ChildProcess>()
+
+export function execStart(peer: Peer, params: ExecStartParams, beforeResult: () => void): Promise<ExecExit> {
+  checkCwd(params.cwd)
+  const base = params.id * 4
+  const child = spawn('/bin/sh', ['-c', params.command], {
+    cwd: params.cwd,
+    env: params.env,
+    detached: true, // its own process group, so a signal reaches everything it started
+    stdio: [params.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+  })
+  running.set(params.id, child)
+
+  if (child.stdin) {
+    const stdin = child.stdin
+    stdin.on('error', () => {}) // EPIPE: the command stopped reading; the host learns it from the exit
+    peer.receiveChannel(base, {
+      data: (chunk) => stdin.write(chunk, () => peer.ack(base, chunk.length)),
+      end: () => stdin.end(),
+    })
+  }
+  const outputs = [pump(peer, child.stdout!, base + 1), pump(peer, child.stderr!, base + 2)]
+
+  return new Promise<ExecExit>((resolve, reject) => {
+    let timedOut = false
+    let killTimer: ReturnType<typeof setTimeout> | undefined
+    const timeout =
+      params.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true
+            killGroup(child, 'SIGTERM')
+            killTimer = setTimeout(() => killGroup(child, 'SIGKILL'), params.killGraceMs)
+          }, params.timeoutMs)
+    child.on('error', (error) => {
+      running.delete(params.id)
+      clearTimeout(timeout)
+      reject(error)
+    })
+    child.on('exit', (exitCode, signal) => {
+      running.delete(params.id)
+      clearTimeout(timeout)
+      clearTimeout(killTimer)
+      const grace = setTimeout(() => {
+        child.stdout?.destroy()
+        child.stderr?.destroy()
+      }, STDIO_CLOSE_GRACE_MS)
+      Promise.all(outputs).then(() => {
+        clearTimeout(grace)
+        beforeResult()
+        resolve({ exitCode, signal, timedOut })
+      }, reject)
+    })
+  })
+}
+
+export function execSignal(id: number, signal: string): { delivered: boolean } {
+  const child = running.get(id)
+  if (!child) return { delivered: false }
+  killGroup(child, signal as NodeJS.Signals)
+  return { delivered: true }
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal)
+  } catch {
+    // the group is gone already
+  }
+}
+
+/** Sends a readable's bytes on `channel`, pausing while the host's window is
+ * full, then the end marker. Resolves when the end marker is sent. */
+export function pump(peer: Peer, stream: Readable, channel: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let cancelled = false
+    const finish = () => peer.sendData(channel, Buffer.alloc(0)).then(() => resolve(), reject)
+    stream.on('data', (chunk: Buffer) => {
+      if (cancelled) return
+      stream.pause()
+      peer.sendData(channel, chunk).then((open) => {
+        cancelled = !open
+        stream.resume()
+      }, reject)
+    })
+    stream.on('end', finish)
+    stream.on('close', () => {
+      if (!stream.readableEnded) finish() // destroyed after the grace period
+    })
+    stream.on('error', () => {})
+  })
+}
+
+function checkCwd(cwd: string): void {
+  let isDir: boolean
+  try {
+    isDir = statSync(cwd).isDirectory()
+  } catch {
+    throw Object.assign(new Error(`the working directory ${cwd} does not exist in the guest`), { code: 'ENOENT' })
+  }
+  if (!isDir) throw Object.assign(new Error(`the working directory ${cwd} is not a directory in the guest`), { code: 'ENOTDIR' })
+}

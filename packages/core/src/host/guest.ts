@@ -1,0 +1,293 @@
+// The host-side `guest`: commands, streams, files and the kernel log of one
+// running guest, all over the agent bridge.
+
+import { Readable, Writable } from 'node:stream'
+import type { ExecExit, KmsgRecord } from '../protocol/methods.js'
+import type { Peer } from '../protocol/rpc.js'
+import { VmtestError, isVmtestError } from './errors.js'
+import { failureMessage, templateToCommand } from './command.js'
+import { KernelLog } from './console/kernel-log.js'
+
+/** After a timeout's SIGTERM, how long the command's process group has before SIGKILL (execa waits 5 s; commands in a test guest get less). */
+const KILL_GRACE_MS = 2000
+/** Control calls (files, log sync) that get no answer in this long mean the agent is wedged. */
+const CONTROL_CALL_TIMEOUT_MS = 60_000
+
+export interface ExecOptions {
+  /** Working directory in the guest. Default: the host's cwd, which exists in the guest. */
+  cwd?: string
+  /** Merged over the guest's default environment. */
+  env?: Record<string, string | undefined>
+  /** Bytes for stdin. Without it stdin is /dev/null (exec) or a pipe (spawn). */
+  input?: string | Uint8Array
+  /** Milliseconds before the command's process group is killed. */
+  timeout?: number
+  /** Aborting kills the command in the guest. */
+  signal?: AbortSignal
+  /** Reject on a non-zero exit, a signal or a timeout (default true). */
+  reject?: boolean
+  /** 'buffer' gives stdout/stderr as Buffers. */
+  encoding?: 'utf8' | 'buffer'
+}
+
+export interface ExecResult<T extends string | Buffer = string> {
+  command: string
+  stdout: T
+  stderr: T
+  exitCode: number | null
+  signal: string | null
+  timedOut: boolean
+  /** Set when options.signal aborted it. */
+  isCanceled: boolean
+  durationMs: number
+  /** Kernel log records printed while the command ran. */
+  kernelLog: KmsgRecord[]
+}
+
+export interface GuestInfo {
+  /** The kernel as the user named it, absolute, symlinks not resolved. */
+  kernel: string
+  release: string
+  arch: string
+  accel: 'kvm' | 'tcg'
+  /** Why KVM was not used, when it was wanted. */
+  accelReason?: string
+  /** Milliseconds from bootGuest() to the agent's hello. */
+  bootMs: number
+  bootId: string
+}
+
+/** What Guest needs from boot: the live link and its lifecycle. */
+export interface GuestLink {
+  peer: Peer
+  log: KernelLog
+  info: GuestInfo
+  cwd: string
+  /** Commands now running, named in a crash message. */
+  running: Set<string>
+  shutdown(): Promise<void>
+}
+
+const DEFAULT_ENV = {
+  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  HOME: '/root',
+  LANG: 'C.UTF-8',
+  TERM: 'linux',
+}
+
+export class Guest {
+  readonly info: GuestInfo
+  private nextId = 1
+  private closing?: Promise<void>
+
+  constructor(private readonly link: GuestLink) {
+    this.info = link.info
+  }
+
+  /** Runs `command` with /bin/sh -c in the guest and collects its output. */
+  exec(command: string, options?: ExecOptions & { encoding?: 'utf8' }): Promise<ExecResult<string>>
+  exec(command: string, options: ExecOptions & { encoding: 'buffer' }): Promise<ExecResult<Buffer>>
+  async exec(command: string, options: ExecOptions = {}): Promise<ExecResult<string | Buffer>> {
+    const process = this.spawn(command, { ...options, reject: false })
+    const out: Buffer[] = []
+    const err: Buffer[] = []
+    process.stdout.on('data', (c: Buffer) => out.push(c))
+    process.stderr.on('data', (c: Buffer) => err.push(c))
+    const result = await process
+    const decode = (chunks: Buffer[]) => (options.encoding === 'buffer' ? Buffer.concat(chunks) : Buffer.concat(chunks).toString('utf8'))
+    const full = { ...result, stdout: decode(out), stderr: decode(err) }
+    if (options.reject !== false) throwIfFailed(full, options.timeout)
+    return full
+  }
+
+  /** execa-style template: each interpolated value is one escaped argument. */
+  get $(): (strings: TemplateStringsArray, ...values: unknown[]) => Promise<ExecResult<string>> {
+    return (strings, ...values) => this.exec(templateToCommand(strings, values))
+  }
+
+  /** Streaming form: stdout/stderr Readables, stdin Writable, kill(), awaitable for the exit. */
+  spawn(command: string, options: ExecOptions = {}): GuestProcess {
+    const { peer, log, running } = this.link
+    const id = this.nextId++
+    const base = id * 4
+    const stdout = channelReadable(peer, base + 1)
+    const stderr = channelReadable(peer, base + 2)
+    const stdin = new Writable({
+      write: (chunk: Buffer, _enc, done) => void peer.sendData(base, chunk).then(() => done(), done),
+      final: (done) => void peer.sendData(base, Buffer.alloc(0)).then(() => done(), done),
+    })
+    const mark = log.mark()
+    const started = Date.now()
+    let aborted = false
+    const kill = (signal = 'SIGTERM') => void peer.call('exec.signal', { id, signal }).catch(() => {})
+    const onAbort = () => {
+      aborted = true
+      kill('SIGKILL')
+    }
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+    running.add(command)
+    const exit = peer.call<ExecExit>('exec.start', {
+      id,
+      command,
+      cwd: options.cwd ?? this.link.cwd,
+      env: mergeEnv(options.env),
+      stdin: true,
+      timeoutMs: options.timeout,
+      killGraceMs: KILL_GRACE_MS,
+    })
+    if (options.input !== undefined) stdin.end(Buffer.from(options.input))
+    else if (options.signal?.aborted) onAbort()
+    const result = exit.then(
+      (status): ExecResult<string> => ({
+        command,
+        stdout: '',
+        stderr: '',
+        ...status,
+        isCanceled: aborted,
+        durationMs: Date.now() - started,
+        kernelLog: log.since(mark),
+      }),
+      (error: Error) => {
+        throw isVmtestError(error) ? error : new VmtestError('VMTEST_REMOTE', 'command', `Cannot run \`${command}\` in the guest: ${error.message}`, { cause: error })
+      },
+    )
+    result.then(
+      () => {},
+      () => {},
+    ).finally(() => {
+      running.delete(command)
+      options.signal?.removeEventListener('abort', onAbort)
+    })
+    // exec collects the output and decides; a bare spawn rejects like exec would.
+    const settled = options.reject === false ? result : result.then((r) => (throwIfFailed(r, options.timeout), r))
+    return new GuestProcess(stdin, stdout, stderr, kill, settled)
+  }
+
+  async readFile(path: string): Promise<Buffer> {
+    const channel = this.nextId++ * 4 + 1
+    const stream = channelReadable(this.link.peer, channel)
+    const chunks: Buffer[] = []
+    stream.on('data', (c: Buffer) => chunks.push(c))
+    const ended = new Promise((resolve, reject) => stream.on('end', resolve).on('error', reject))
+    await this.control('file.read', { path, channel }, `read ${path}`)
+    await ended
+    return Buffer.concat(chunks)
+  }
+
+  async writeFile(path: string, data: string | Uint8Array, options: { mode?: number } = {}): Promise<void> {
+    const channel = this.nextId++ * 4 + 1
+    const { peer } = this.link
+    const done = this.control('file.write', { path, channel, mode: options.mode }, `write ${path}`)
+    const send = (async () => {
+      const bytes = Buffer.from(data)
+      if (bytes.length > 0 && !(await peer.sendData(channel, bytes))) return
+      await peer.sendData(channel, Buffer.alloc(0))
+    })()
+    await done
+    await send.catch(() => {})
+  }
+
+  /** Kernel log lines since `mark` (default: since boot). */
+  kernelLog(mark?: number): string[] {
+    return this.link.log.linesSince(mark)
+  }
+
+  /** Kernel log records (level, seq, time) since `mark`. */
+  kernelRecords(mark?: number): KmsgRecord[] {
+    return this.link.log.since(mark)
+  }
+
+  /** A position in the kernel log, for kernelLog(mark). */
+  markKernelLog(): number {
+    return this.link.log.mark()
+  }
+
+  /** Brings the host's copy of the kernel log up to date; resolves with the taint mask. */
+  async syncKernelLog(): Promise<{ tainted: number }> {
+    return this.control('kernel.sync', {}, 'read the kernel log')
+  }
+
+  /** Powers the guest off (then kills QEMU after a bounded wait) and removes its files. Safe to call twice. */
+  close(): Promise<void> {
+    this.closing ??= this.link.shutdown()
+    return this.closing
+  }
+
+  private async control<R>(method: string, params: unknown, what: string): Promise<R> {
+    try {
+      return await this.link.peer.call<R>(method, params, { timeoutMs: CONTROL_CALL_TIMEOUT_MS })
+    } catch (error) {
+      if (isVmtestError(error)) throw error
+      throw new VmtestError('VMTEST_REMOTE', 'command', `Cannot ${what} in the guest: ${(error as Error).message}`, { cause: error })
+    }
+  }
+}
+
+export class GuestProcess implements PromiseLike<ExecResult<string>> {
+  constructor(
+    readonly stdin: Writable,
+    readonly stdout: Readable,
+    readonly stderr: Readable,
+    /** Sends `signal` (default SIGTERM) to the command's process group in the guest. */
+    readonly kill: (signal?: string) => void,
+    private readonly result: Promise<ExecResult<string>>,
+  ) {}
+
+  then<A = ExecResult<string>, B = never>(
+    onResolved?: ((value: ExecResult<string>) => A | PromiseLike<A>) | null,
+    onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
+  ): Promise<A | B> {
+    // Awaiting without reading the output must not stall the command on a full window.
+    for (const stream of [this.stdout, this.stderr]) if (stream.listenerCount('data') === 0 && !stream.readableFlowing) stream.resume()
+    return this.result.then(onResolved, onRejected)
+  }
+}
+
+/** A Readable fed by a channel; bytes are acknowledged as the consumer takes them (backpressure). */
+function channelReadable(peer: Peer, channel: number): Readable {
+  let unacked = 0
+  const stream = new Readable({
+    highWaterMark: 256 * 1024,
+    read() {
+      peer.ack(channel, unacked)
+      unacked = 0
+    },
+    destroy(error, done) {
+      peer.cancelChannel(channel)
+      done(error)
+    },
+  })
+  peer.receiveChannel(channel, {
+    data(chunk) {
+      if (stream.push(chunk)) peer.ack(channel, chunk.length)
+      else unacked += chunk.length
+    },
+    end(error) {
+      if (error) stream.destroy(error)
+      else stream.push(null)
+    },
+  })
+  return stream
+}
+
+function mergeEnv(env: Record<string, string | undefined> = {}): Record<string, string> {
+  const merged: Record<string, string> = { ...DEFAULT_ENV }
+  for (const [key, value] of Object.entries(env)) {
+    if (value === undefined) delete merged[key]
+    else merged[key] = value
+  }
+  return merged
+}
+
+function throwIfFailed(result: ExecResult<string | Buffer>, timeoutMs: number | undefined): void {
+  if (result.exitCode === 0 && !result.signal && !result.timedOut) return
+  const text = (v: string | Buffer) => (typeof v === 'string' ? v : v.toString('utf8'))
+  const message = failureMessage({
+    ...result,
+    timeoutMs,
+    aborted: result.isCanceled,
+    stdout: text(result.stdout),
+    stderr: text(result.stderr),
+  })
+  throw Object.assign(new VmtestError('VMTEST_COMMAND_FAILED', 'command', message), result)
+}

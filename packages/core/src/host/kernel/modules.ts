@@ -1,0 +1,143 @@
+import { realpathSync, statSync } from 'node:fs'
+import { readdir, readFile } from 'node:fs/promises'
+import { basename, dirname, join, resolve } from 'node:path'
+import { decompress, elfSection, sniffCompression } from './inspect.js'
+
+export interface ModulePlan {
+  /** absolute paths in load order, dependencies first, each once */
+  files: string[]
+  /** requested names found in modules.builtin */
+  builtin: string[]
+  /** requested or depended-on names found neither as a file nor builtin */
+  missing: string[]
+}
+
+const MODULE_FILE = /\.ko(\.(xz|zst|gz))?$/
+const TREE_SUBDIRS = ['updates', 'extra', 'kernel'] // depmod's default priority: updates/ overrides the distro's modules
+
+/** Locates the modules matching the kernel, preferring the user's choice, then the kernel's own package. */
+export function findModuleDir(opts: { kernelPath: string; release: string; explicit?: string }): { dir?: string; looked: string[] } {
+  const { kernelPath, release, explicit } = opts
+  if (explicit !== undefined) {
+    if (!isDir(explicit)) throw new Error(`modules directory ${explicit} does not exist or is not a directory`)
+    // Accept either the parent of the release directory (e.g. .../lib/modules) or the release directory itself.
+    const candidates = [join(explicit, release), ...(basename(resolve(explicit)) === release ? [explicit] : [])]
+    const dir = candidates.find(isDir)
+    if (!dir) throw new Error(`modules directory ${explicit} has no ${release}/ subdirectory for kernel ${release}`)
+    return { dir, looked: [dir] }
+  }
+  const looked = new Set<string>()
+  for (const kernel of [realpathOr(kernelPath), resolve(kernelPath)]) {
+    if (basename(dirname(kernel)) !== 'boot') continue
+    const root = dirname(dirname(kernel))
+    looked.add(join(root, 'lib/modules', release)).add(join(root, 'usr/lib/modules', release))
+  }
+  looked.add(join('/lib/modules', release))
+  return { dir: [...looked].find(isDir), looked: [...looked] }
+}
+
+/** Reads a module's own dependency list, for trees where depmod never ran. */
+export async function readModinfo(file: string): Promise<{ name: string; depends: string[]; softdeps?: string[] }> {
+  const section = elfSection(await readModuleBytes(file), '.modinfo')
+  if (!section) throw new Error(`${file}: no .modinfo section (not a kernel module?)`)
+  const fields = section.toString('latin1').split('\0').filter((kv) => kv.includes('='))
+  const get = (key: string) => fields.filter((kv) => kv.startsWith(`${key}=`)).map((kv) => kv.slice(key.length + 1))
+  const depends = (get('depends')[0] ?? '').split(',').filter(Boolean)
+  // softdep=pre: a b post: c — the words not ending in ':' are module names.
+  const softdeps = get('softdep').flatMap((v) => v.split(/\s+/).filter((w) => w && !w.endsWith(':')))
+  return { name: get('name')[0] ?? moduleName(file), depends, ...(softdeps.length ? { softdeps } : {}) }
+}
+
+/** Resolves requested modules and their dependencies to files in a loadable order. */
+export async function planModules(dir: string, names: readonly string[]): Promise<ModulePlan> {
+  const index = await indexTree(dir)
+  const builtins = new Set((await readLines(join(dir, 'modules.builtin')))?.map(moduleName))
+  const depmod = await readModulesDep(dir)
+  const plan: ModulePlan = { files: [], builtin: [], missing: [] }
+  const seen = new Set<string>()
+  const visit = async (name: string, requested: boolean): Promise<void> => {
+    const key = normalize(name)
+    if (seen.has(key)) return
+    seen.add(key) // marked before recursing, so a dependency cycle cannot loop forever
+    const file = index.get(key)
+    if (builtins.has(key)) {
+      if (requested) plan.builtin.push(name)
+    } else if (!file) {
+      plan.missing.push(name)
+    } else {
+      for (const dep of depmod?.get(key) ?? (await readModinfo(file)).depends) await visit(dep, false)
+      plan.files.push(file)
+    }
+  }
+  for (const name of names) await visit(name, true)
+  return plan
+}
+
+/** Returns raw .ko bytes, because busybox insmod cannot load compressed modules. */
+export async function readModuleBytes(file: string): Promise<Buffer> {
+  const data = await readFile(file)
+  const compression = sniffCompression(data)
+  return compression ? decompress(data, compression) : data
+}
+
+/** Maps module name to file for the whole tree, walked once; earlier subdirs win. */
+async function indexTree(dir: string): Promise<Map<string, string>> {
+  const index = new Map<string, string>()
+  for (const sub of TREE_SUBDIRS) {
+    const root = join(dir, sub)
+    if (!isDir(root)) continue
+    for (const rel of (await readdir(root, { recursive: true })).sort()) {
+      if (!MODULE_FILE.test(rel)) continue
+      const name = moduleName(rel)
+      if (!index.has(name)) index.set(name, resolve(root, rel))
+    }
+  }
+  return index
+}
+
+/** Parses modules.dep ("path: dep-path dep-path") into name → dependency names, if depmod ran. */
+async function readModulesDep(dir: string): Promise<Map<string, string[]> | undefined> {
+  const lines = await readLines(join(dir, 'modules.dep'))
+  if (!lines) return undefined
+  const deps = new Map<string, string[]>()
+  for (const line of lines) {
+    const colon = line.indexOf(':')
+    if (colon < 0) continue
+    deps.set(moduleName(line.slice(0, colon)), line.slice(colon + 1).split(/\s+/).filter(Boolean).map(moduleName))
+  }
+  return deps
+}
+
+/** Non-empty lines of a text file, or undefined when it does not exist. */
+async function readLines(file: string): Promise<string[] | undefined> {
+  try {
+    return (await readFile(file, 'utf8')).split('\n').filter((l) => l.trim())
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw e
+  }
+}
+
+/** Module name of a path like kernel/net/9p/9pnet_virtio.ko.xz, with '-' folded to '_' as the kernel does. */
+function moduleName(path: string): string {
+  return normalize(basename(path.trim()).replace(MODULE_FILE, ''))
+}
+
+/** Module names treat '-' and '_' alike. */
+function normalize(name: string): string {
+  return name.replace(/-/g, '_')
+}
+
+/** True for an existing directory (following symlinks). */
+function isDir(path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false
+}
+
+/** The symlink-free path, or the plain absolute path when it cannot be resolved. */
+function realpathOr(path: string): string {
+  try {
+    return realpathSync(path)
+  } catch {
+    return resolve(path)
+  }
+}

@@ -1,0 +1,61 @@
+// Where the engine keeps files: a cache that outlives runs (extracted vmlinux,
+// initramfs images, the KVM verdict, the default kernel), and one private temp
+// dir per guest that never outlives its process.
+
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { homedir, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { onExit } from 'signal-exit'
+
+export function cacheDir(): string {
+  if (process.env.VMTEST_CACHE_DIR) return process.env.VMTEST_CACHE_DIR
+  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'vmtest')
+}
+
+const TEMP_PREFIX = 'vmtest-'
+const live = new Set<string>()
+let exitHookInstalled = false
+
+/** A 0700 directory (mkdtemp: created atomically, never reused) named after
+ * our pid, removed at close, at exit and on SIGINT/SIGTERM/SIGHUP. */
+export function makeGuestTempDir(): string {
+  sweepStaleTempDirs()
+  const dir = mkdtempSync(join(tmpdir(), `${TEMP_PREFIX}${process.pid}-`))
+  live.add(dir)
+  if (!exitHookInstalled) {
+    exitHookInstalled = true
+    onExit(() => {
+      for (const d of live) rmSync(d, { recursive: true, force: true })
+    })
+  }
+  return dir
+}
+
+export function removeGuestTempDir(dir: string): void {
+  live.delete(dir)
+  rmSync(dir, { recursive: true, force: true })
+}
+
+/** Temp dirs of processes that died by SIGKILL, where no exit hook ran. */
+function sweepStaleTempDirs(): void {
+  let names: string[]
+  try {
+    names = readdirSync(tmpdir())
+  } catch {
+    return
+  }
+  for (const name of names) {
+    const pid = Number(/^vmtest-(\d+)-/.exec(name)?.[1])
+    if (!pid || pid === process.pid || isAlive(pid)) continue
+    rmSync(join(tmpdir(), name), { recursive: true, force: true })
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}

@@ -1,0 +1,25 @@
+import { defineConfig } from 'vitest/config'
+
+// Two projects: `unit` needs no QEMU; `vm` boots real guests (slow under TCG, so
+// long timeouts and at most two files at once on a 2-core machine).
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['packages/*/test/**/*.test.ts'],
+        },
+      },
+      {
+        test: {
+          name: 'vm',
+          include: ['test/vm/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+          maxWorkers: 2,
+        },
+      },
+    ],
+  },
+})
