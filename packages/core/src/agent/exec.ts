@@ -7,9 +7,10 @@ import type { Readable } from 'node:stream'
 import type { ExecExit, ExecStartParams } from '../protocol/methods.js'
 import type { Peer } from '../protocol/rpc.js'
 
-/** After the command exits, how long its stdout/stderr may stay open (a
- * background child holding them) before we stop reading and report. */
-const STDIO_CLOSE_GRACE_MS = 200
+/** After the command exits, how long its stdout/stderr may sit idle (open, no
+ * data, not waiting for the host's window) before we stop reading and report:
+ * a background child that inherited them would otherwise hold the result for ever. */
+const STDIO_IDLE_GRACE_MS = 200
 
 const running = new Map<number, ChildProcess>()
 
@@ -54,12 +55,11 @@ export function execStart(peer: Peer, params: ExecStartParams, beforeResult: () 
       running.delete(params.id)
       clearTimeout(timeout)
       clearTimeout(killTimer)
-      const grace = setTimeout(() => {
-        child.stdout?.destroy()
-        child.stderr?.destroy()
-      }, STDIO_CLOSE_GRACE_MS)
-      Promise.all(outputs).then(() => {
-        clearTimeout(grace)
+      const idleCheck = setInterval(() => {
+        for (const output of outputs) if (output.idleMs() > STDIO_IDLE_GRACE_MS) output.stream.destroy()
+      }, STDIO_IDLE_GRACE_MS / 2)
+      Promise.all(outputs.map((o) => o.done)).then(() => {
+        clearInterval(idleCheck)
         beforeResult()
         resolve({ exitCode, signal, timedOut })
       }, reject)
@@ -82,26 +82,48 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
+export interface Pump {
+  stream: Readable
+  /** Resolves once the end marker is sent. */
+  done: Promise<void>
+  /** How long the stream has been idle with nothing in flight (0 while sending or ended). */
+  idleMs(): number
+}
+
 /** Sends a readable's bytes on `channel`, pausing while the host's window is
- * full, then the end marker. Resolves when the end marker is sent. */
-export function pump(peer: Peer, stream: Readable, channel: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let cancelled = false
-    const finish = () => peer.sendData(channel, Buffer.alloc(0)).then(() => resolve(), reject)
+ * full, then the end marker. */
+export function pump(peer: Peer, stream: Readable, channel: number): Pump {
+  let cancelled = false
+  let pending = 0
+  let lastData = Date.now()
+  // Chunks are sent strictly in order, one after the other: 'end' can fire
+  // while the last chunk still waits for window, and node's child_process
+  // resumes a paused stdout on exit, so 'data' can come while one is in flight.
+  let inFlight: Promise<unknown> = Promise.resolve()
+  const done = new Promise<void>((resolve, reject) => {
+    let finished = false
+    const finish = () => {
+      if (finished) return
+      finished = true
+      inFlight.then(() => peer.sendData(channel, Buffer.alloc(0))).then(() => resolve(), reject)
+    }
     stream.on('data', (chunk: Buffer) => {
+      lastData = Date.now()
       if (cancelled) return
+      pending++
       stream.pause()
-      peer.sendData(channel, chunk).then((open) => {
-        cancelled = !open
-        stream.resume()
-      }, reject)
+      inFlight = inFlight.then(async () => {
+        if (!cancelled) cancelled = !(await peer.sendData(channel, chunk))
+        lastData = Date.now()
+        if (--pending === 0) stream.resume()
+      })
+      inFlight.catch(reject)
     })
     stream.on('end', finish)
-    stream.on('close', () => {
-      if (!stream.readableEnded) finish() // destroyed after the grace period
-    })
+    stream.on('close', finish) // destroyed while idle: end the channel all the same
     stream.on('error', () => {})
   })
+  return { stream, done, idleMs: () => (pending > 0 || stream.readableEnded ? 0 : Date.now() - lastData) }
 }
 
 function checkCwd(cwd: string): void {

@@ -9,7 +9,7 @@ export async function fileRead(peer: Peer, params: { path: string; channel: numb
   let size = 0
   const stream = handle.createReadStream({ highWaterMark: 64 * 1024 })
   stream.on('data', (chunk) => (size += chunk.length))
-  await pump(peer, stream, params.channel)
+  await pump(peer, stream, params.channel).done
   return { size }
 }
 

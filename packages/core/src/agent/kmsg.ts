@@ -58,6 +58,10 @@ export function parseKmsgRecord(raw: string): KmsgRecord | undefined {
   if (semi < 0) return undefined
   const [prefix, seq, usec] = raw.slice(0, semi).split(',')
   const end = raw.indexOf('\n', semi)
-  const text = raw.slice(semi + 1, end < 0 ? undefined : end).replace(/\\x([0-9a-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)))
+  // The kernel escapes every byte < 0x20, >= 0x7f and the backslash as \xNN: decode each run of
+  // escapes as bytes, so UTF-8 text (several escaped bytes per character) comes back whole.
+  const text = raw
+    .slice(semi + 1, end < 0 ? undefined : end)
+    .replace(/(?:\\x[0-9a-f]{2})+/g, (run) => Buffer.from(run.replaceAll('\\x', ''), 'hex').toString('utf8'))
   return { level: Number(prefix) & 7, seq: Number(seq), usec: Number(usec), text }
 }

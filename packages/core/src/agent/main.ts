@@ -3,15 +3,14 @@
 // Zero dependencies: it imports only the shared protocol and node builtins.
 
 import { spawnSync } from 'node:child_process'
-import { openSync, read, readdirSync, readFileSync, write, writeFileSync, constants } from 'node:fs'
+import { openSync, readdirSync, readFileSync, writeFileSync, constants } from 'node:fs'
+import { Socket } from 'node:net'
 import { release } from 'node:os'
 import { AGENT_PORT_NAME, PROTOCOL_VERSION, type AgentHello } from '../protocol/methods.js'
 import { Peer } from '../protocol/rpc.js'
 import { execSignal, execStart } from './exec.js'
 import { fileRead, fileWrite } from './files.js'
 import { KmsgReader } from './kmsg.js'
-
-const READ_CHUNK_BYTES = 256 * 1024
 
 function findPort(name: string): string {
   const base = '/sys/class/virtio-ports'
@@ -21,31 +20,18 @@ function findPort(name: string): string {
   throw new Error(`no virtio-serial port named ${name} under ${base}`)
 }
 
-/** Serialises writes to the port; a char device has no stream handle in
- * node, so writes go through the thread pool one at a time, coalesced. */
-function portWriter(fd: number): (frame: Buffer) => void {
-  let queue: Buffer[] = []
-  let busy = false
-  const flush = () => {
-    if (queue.length === 0) {
-      busy = false
-      return
-    }
-    busy = true
-    const data = queue.length === 1 ? queue[0] : Buffer.concat(queue)
-    queue = []
-    const writeAll = (offset: number) =>
-      write(fd, data, offset, data.length - offset, null, (error, n) => {
-        if (error) return fatal(error)
-        if (offset + n < data.length) writeAll(offset + n)
-        else flush()
-      })
-    writeAll(0)
-  }
-  return (frame) => {
-    queue.push(frame)
-    if (!busy) flush()
-  }
+/** The port as a libuv stream: non-blocking and polled with epoll, like
+ * qemu-guest-agent does. A blocking write makes virtio_console spin in the
+ * kernel with interrupts off until QEMU takes the buffer, which stalls the
+ * whole guest whenever QEMU's side is briefly full; node has no public stream
+ * type for a character device, hence the Pipe handle opened on our fd. */
+function openPort(path: string): Socket {
+  const fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK)
+  const { Pipe, constants: pipeConstants } = (process as unknown as { binding(name: string): any }).binding('pipe_wrap')
+  const handle = new Pipe(pipeConstants.SOCKET)
+  const status = handle.open(fd)
+  if (status < 0) throw new Error(`cannot open ${path} as a stream (uv error ${status})`)
+  return new Socket({ handle, readable: true, writable: true } as ConstructorParameters<typeof Socket>[0])
 }
 
 function fatal(error: unknown): never {
@@ -53,8 +39,7 @@ function fatal(error: unknown): never {
   exitNow()
 }
 
-/** process.exit() would join the thread pool, where a read of the port blocks
- * for ever; SIGKILL ends us at once, and init then powers the guest off. */
+/** Ends the agent at once, without waiting for anything; init then powers the guest off. */
 function exitNow(): never {
   process.kill(process.pid, 'SIGKILL')
   throw new Error('unreachable')
@@ -85,8 +70,8 @@ function hello(): AgentHello {
 }
 
 function main(): void {
-  const fd = openSync(findPort(AGENT_PORT_NAME), constants.O_RDWR)
-  const peer = new Peer(portWriter(fd))
+  const port = openPort(findPort(AGENT_PORT_NAME))
+  const peer = new Peer((frame) => port.write(frame))
   const kmsg = new KmsgReader((records) => peer.emit('kmsg', { records }))
 
   peer.handle('exec.start', (params) => execStart(peer, params, () => kmsg.drain()))
@@ -102,22 +87,17 @@ function main(): void {
     return {}
   })
 
-  peer.emit('agent.hello', hello())
-  kmsg.drain()
-  kmsg.start()
+  port.on('data', (chunk: Buffer) => {
+    peer.receive(chunk)
+    if (peer.closed) fatal(peer.closed)
+  })
+  // The host closed its end: nobody is left to serve.
+  port.on('end', powerOff)
+  port.on('error', fatal)
 
-  const readNext = () =>
-    read(fd, Buffer.allocUnsafe(READ_CHUNK_BYTES), 0, READ_CHUNK_BYTES, null, (error, n, buffer) => {
-      if (error) return fatal(error)
-      if (n === 0) {
-        // The host closed its end: nobody is left to serve.
-        powerOff()
-      }
-      peer.receive(buffer.subarray(0, n))
-      if (peer.closed) fatal(peer.closed)
-      readNext()
-    })
-  readNext()
+  kmsg.drain() // the boot log arrives before hello, so no command's window holds it
+  peer.emit('agent.hello', hello())
+  kmsg.start()
 }
 
 main()

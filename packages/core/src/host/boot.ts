@@ -121,6 +121,7 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
     accelReason: accel.fallbackReason,
     bootMs: Date.now() - started,
     bootId: hello.bootId,
+    qemuPid: qemuProcess.pid!,
   }
   const livePeer = peer!
   qemuProcess.exited.then((exit) => {

@@ -55,6 +55,8 @@ export interface GuestInfo {
   /** Milliseconds from bootGuest() to the agent's hello. */
   bootMs: number
   bootId: string
+  /** The QEMU process on the host. */
+  qemuPid: number
 }
 
 /** What Guest needs from boot: the live link and its lifecycle. */
@@ -88,7 +90,7 @@ export class Guest {
   exec(command: string, options?: ExecOptions & { encoding?: 'utf8' }): Promise<ExecResult<string>>
   exec(command: string, options: ExecOptions & { encoding: 'buffer' }): Promise<ExecResult<Buffer>>
   async exec(command: string, options: ExecOptions = {}): Promise<ExecResult<string | Buffer>> {
-    const process = this.spawn(command, { ...options, reject: false })
+    const process = this.start(command, { ...options, reject: false }, options.input !== undefined)
     const out: Buffer[] = []
     const err: Buffer[] = []
     process.stdout.on('data', (c: Buffer) => out.push(c))
@@ -107,6 +109,11 @@ export class Guest {
 
   /** Streaming form: stdout/stderr Readables, stdin Writable, kill(), awaitable for the exit. */
   spawn(command: string, options: ExecOptions = {}): GuestProcess {
+    return this.start(command, options, true)
+  }
+
+  /** `withStdin`: a pipe the host writes (spawn, or exec with input); otherwise /dev/null. */
+  private start(command: string, options: ExecOptions, withStdin: boolean): GuestProcess {
     const { peer, log, running } = this.link
     const id = this.nextId++
     const base = id * 4
@@ -116,6 +123,7 @@ export class Guest {
       write: (chunk: Buffer, _enc, done) => void peer.sendData(base, chunk).then(() => done(), done),
       final: (done) => void peer.sendData(base, Buffer.alloc(0)).then(() => done(), done),
     })
+    stdin.on('error', () => {}) // writes after the command or the guest ended; the result says why
     const mark = log.mark()
     const started = Date.now()
     let aborted = false
@@ -131,12 +139,12 @@ export class Guest {
       command,
       cwd: options.cwd ?? this.link.cwd,
       env: mergeEnv(options.env),
-      stdin: true,
+      stdin: withStdin,
       timeoutMs: options.timeout,
       killGraceMs: KILL_GRACE_MS,
     })
     if (options.input !== undefined) stdin.end(Buffer.from(options.input))
-    else if (options.signal?.aborted) onAbort()
+    if (options.signal?.aborted) onAbort()
     const result = exit.then(
       (status): ExecResult<string> => ({
         command,
@@ -262,10 +270,9 @@ function channelReadable(peer: Peer, channel: number): Readable {
       if (stream.push(chunk)) peer.ack(channel, chunk.length)
       else unacked += chunk.length
     },
-    end(error) {
-      if (error) stream.destroy(error)
-      else stream.push(null)
-    },
+    // On a broken link the stream just ends: the command's result carries the
+    // error, and an 'error' event nobody listens to would crash the host.
+    end: () => stream.push(null),
   })
   return stream
 }

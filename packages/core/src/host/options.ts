@@ -132,7 +132,9 @@ export function parseMemory(value: number | string): number | undefined {
 }
 
 function describe(value: unknown): string {
-  return typeof value === 'string' ? `'${value}'` : `${JSON.stringify(value)} (${typeof value})`
+  // String() for numbers: JSON.stringify writes NaN and Infinity as null, and throws on a bigint.
+  const text = typeof value === 'number' || typeof value === 'bigint' ? String(value) : JSON.stringify(value)
+  return typeof value === 'string' ? `'${value}'` : `${text} (${typeof value})`
 }
 
 function levenshtein(a: string, b: string): number {

@@ -28,6 +28,12 @@ interface Pending {
   timer?: ReturnType<typeof setTimeout>
 }
 
+/** Bytes a sender may still send on a channel, and who waits for more. */
+interface Credit {
+  bytes: number
+  waiters: Array<() => void>
+}
+
 type Handler = (params: any) => unknown
 type EventHandler = (params: any) => void
 
@@ -37,7 +43,7 @@ export class Peer {
   private readonly handlers = new Map<string, Handler>()
   private readonly eventHandlers = new Map<string, EventHandler[]>()
   private readonly sinks = new Map<number, ChannelSink>()
-  private readonly credits = new Map<number, { bytes: number; wake?: () => void }>()
+  private readonly credits = new Map<number, Credit>()
   private nextCallId = 1
   private closedWith: Error | undefined
   private readonly closeListeners: Array<(error: Error) => void> = []
@@ -47,14 +53,14 @@ export class Peer {
       const credit = this.credits.get(channel)
       if (!credit) return
       credit.bytes += bytes
-      credit.wake?.()
+      wakeAll(credit)
     })
     this.on('channel.cancel', ({ channel }: { channel: number }) => {
-      const credit = this.credits.get(channel)
-      if (credit) {
-        credit.bytes = Number.NEGATIVE_INFINITY
-        credit.wake?.()
-      }
+      // Remembered even before our first send on it, so that send stops at once.
+      const credit = this.credits.get(channel) ?? { bytes: 0, waiters: [] }
+      credit.bytes = Number.NEGATIVE_INFINITY
+      this.credits.set(channel, credit)
+      wakeAll(credit)
     })
   }
 
@@ -133,7 +139,7 @@ export class Peer {
    * receiver cancelled the channel. An empty chunk ends the channel. */
   async sendData(channel: number, chunk: Buffer): Promise<boolean> {
     if (this.closedWith) throw this.closedWith
-    const credit = this.credits.get(channel) ?? { bytes: CHANNEL_WINDOW_BYTES }
+    const credit = this.credits.get(channel) ?? { bytes: CHANNEL_WINDOW_BYTES, waiters: [] }
     if (chunk.length === 0) {
       this.credits.delete(channel)
       if (credit.bytes === Number.NEGATIVE_INFINITY) return false
@@ -144,8 +150,7 @@ export class Peer {
     for (let offset = 0; offset < chunk.length; ) {
       while (credit.bytes <= 0) {
         if (credit.bytes === Number.NEGATIVE_INFINITY) return false
-        await new Promise<void>((wake) => (credit.wake = wake))
-        credit.wake = undefined
+        await new Promise<void>((wake) => credit.waiters.push(wake))
         if (this.closedWith) throw this.closedWith
       }
       const piece = chunk.subarray(offset, offset + Math.min(DATA_CHUNK_BYTES, credit.bytes))
@@ -173,7 +178,7 @@ export class Peer {
       this.sinks.delete(channel)
       sink.end(error)
     }
-    for (const credit of this.credits.values()) credit.wake?.()
+    for (const credit of this.credits.values()) wakeAll(credit)
     for (const listener of this.closeListeners.splice(0)) listener(error)
   }
 
@@ -237,4 +242,8 @@ export class Peer {
           this.send({ t: 'error', id, error: { code: WireErrorCode.Remote, message: String(error?.message ?? error), errno: error?.code } }),
       )
   }
+}
+
+function wakeAll(credit: Credit): void {
+  for (const wake of credit.waiters.splice(0)) wake()
 }

@@ -1,0 +1,122 @@
+// Host set-up: installs what the engine needs where it can (apt on
+// Debian/Ubuntu as root), prints the exact commands where it cannot, and
+// fetches a default guest kernel (a distro kernel package, extracted with its
+// modules into the cache) so a new user can boot without building a kernel.
+
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { execa } from 'execa'
+import { findExecutable } from './qemu/binary.js'
+import { cacheDir } from './paths.js'
+import { defaultKernels } from './kernel/resolve.js'
+import { inspectKernel } from './kernel/inspect.js'
+import { fastBootImage } from './kernel/fast-boot.js'
+import { kvmVerdict } from './qemu/accel.js'
+
+/** What the engine runs on the host, and the Debian package of each. */
+const HOST_TOOLS = [
+  { binary: 'qemu-system-x86_64', pkg: 'qemu-system-x86', why: 'runs the guest' },
+  { binary: 'busybox', pkg: 'busybox-static', why: 'the initramfs shell for module kernels' },
+  { binary: 'qemu-ga', pkg: 'qemu-guest-agent', why: 'image targets', paths: ['/usr/sbin/qemu-ga', '/usr/bin/qemu-ga'] },
+  { binary: 'xz', pkg: 'xz-utils', why: 'unpacks the kernel for fast boot' },
+  { binary: 'dpkg', pkg: 'dpkg', why: 'unpacks the default kernel package' },
+]
+
+/** Metapackages that point at the current distro kernel, per distro. */
+const KERNEL_METAPACKAGES = ['linux-image-amd64', 'linux-image-generic']
+
+export interface SetupOptions {
+  /** Install missing packages with apt when possible (default true). */
+  install?: boolean
+  log?: (line: string) => void
+}
+
+/** Returns the problems left (an empty list: ready). */
+export async function setupHost(options: SetupOptions = {}): Promise<string[]> {
+  const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`))
+  const problems: string[] = []
+  const isRoot = process.getuid?.() === 0
+  const hasApt = Boolean(findExecutable('apt-get'))
+
+  const missing = HOST_TOOLS.filter((t) => !findExecutable(t.binary) && !(t.paths ?? []).some((p) => existsSync(p)))
+  if (missing.length > 0) {
+    const packages = missing.map((t) => t.pkg)
+    if (hasApt && isRoot && options.install !== false) {
+      log(`vmtest setup: installing ${packages.join(' ')}`)
+      await execa('apt-get', ['update', '-qq'], { stdio: 'inherit' })
+      await execa('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], { stdio: 'inherit', env: { DEBIAN_FRONTEND: 'noninteractive' } })
+    } else {
+      const command = hasApt ? `sudo apt-get install -y --no-install-recommends ${packages.join(' ')}` : `install: ${missing.map((t) => `${t.binary} (${t.why})`).join(', ')}`
+      problems.push(`missing ${missing.map((t) => t.binary).join(', ')}; run: ${command}`)
+    }
+  } else {
+    log('vmtest setup: qemu, busybox, qemu-guest-agent and xz are installed')
+  }
+
+  const cache = cacheDir()
+  let kernel: string | undefined = defaultKernels(cache)[0]
+  if (kernel) {
+    log(`vmtest setup: default kernel ${kernel}`)
+  } else if (hasApt && findExecutable('dpkg')) {
+    kernel = await fetchDefaultKernel(cache, log).catch((error: Error) => {
+      problems.push(`could not fetch the default kernel: ${error.message}`)
+      return undefined
+    })
+  } else {
+    problems.push('no default kernel: set VMTEST_KERNEL to a bzImage whose modules are in /lib/modules/<release> (or built in)')
+  }
+
+  if (kernel && findExecutable('qemu-system-x86_64') && findExecutable('xz')) {
+    const info = await inspectKernel(kernel)
+    const { pvh } = await fastBootImage(info, cache)
+    log(`vmtest setup: kernel ${info.release}: ${pvh ? 'fast boot (uncompressed vmlinux, PVH) cached' : 'no PVH entry, boots as bzImage'}`)
+    const verdict = await kvmVerdict(findExecutable('qemu-system-x86_64')!, kernel, cache)
+    log(`vmtest setup: ${verdict.kvmUsable ? 'KVM works: guests run at native speed' : `KVM unusable (${verdict.reason}): guests run under TCG emulation, 5-10x slower`}`)
+  }
+  for (const problem of problems) log(`vmtest setup: PROBLEM: ${problem}`)
+  return problems
+}
+
+/** apt-get download the distro's current kernel package (and its modules
+ * package, where the distro splits them) and extract it into <cache>/kernels/<package>. */
+async function fetchDefaultKernel(cache: string, log: (line: string) => void): Promise<string> {
+  const image = await currentKernelPackage()
+  const version = image.replace(/^linux-image-(unsigned-)?/, '')
+  const packages = [image, ...(await existing([`linux-modules-${version}`, `linux-modules-extra-${version}`]))]
+  log(`vmtest setup: fetching the default kernel (${packages.join(', ')})`)
+  const work = mkdtempSync(join(tmpdir(), 'vmtest-setup-'))
+  try {
+    await execa('apt-get', ['download', ...packages], { cwd: work })
+    const root = join(work, 'root')
+    for (const deb of readdirSync(work).filter((f) => f.endsWith('.deb'))) await execa('dpkg', ['-x', join(work, deb), root])
+    const target = join(cache, 'kernels', image)
+    mkdirSync(join(cache, 'kernels'), { recursive: true })
+    rmSync(target, { recursive: true, force: true })
+    renameSync(root, target)
+    const kernel = defaultKernels(cache)[0]
+    if (!kernel) throw new Error(`${image} contained no boot/vmlinuz-*`)
+    log(`vmtest setup: default kernel ${kernel}`)
+    return kernel
+  } finally {
+    rmSync(work, { recursive: true, force: true })
+  }
+}
+
+async function currentKernelPackage(): Promise<string> {
+  for (const meta of KERNEL_METAPACKAGES) {
+    const { stdout, exitCode } = await execa('apt-cache', ['depends', meta], { reject: false })
+    const dep = exitCode === 0 ? /Depends: (linux-image-[\w.+-]+)/.exec(stdout)?.[1] : undefined
+    if (dep) return dep
+  }
+  throw new Error(`none of ${KERNEL_METAPACKAGES.join(', ')} is known to apt (run apt-get update?)`)
+}
+
+async function existing(packages: string[]): Promise<string[]> {
+  const found: string[] = []
+  for (const pkg of packages) {
+    const { stdout } = await execa('apt-cache', ['show', '--no-all-versions', pkg], { reject: false })
+    if (stdout.includes(`Package: ${pkg}`)) found.push(pkg)
+  }
+  return found
+}

@@ -1,0 +1,45 @@
+// Whether real-guest tests can run here: QEMU and a kernel. Outside CI they
+// skip with the reason; under CI=true a missing piece fails the run instead.
+
+import { execFileSync } from 'node:child_process'
+import { existsSync, readdirSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+
+function findKernel(): string | undefined {
+  if (process.env.VMTEST_KERNEL) return process.env.VMTEST_KERNEL
+  const cache = process.env.VMTEST_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'vmtest')
+  const kernels = join(cache, 'kernels')
+  if (!existsSync(kernels)) return undefined
+  for (const pkg of readdirSync(kernels)) {
+    const boot = join(kernels, pkg, 'boot')
+    const image = existsSync(boot) ? readdirSync(boot).find((f) => f.startsWith('vmlinuz-')) : undefined
+    if (image) return join(boot, image)
+  }
+  return undefined
+}
+
+function hasQemu(): boolean {
+  try {
+    execFileSync('qemu-system-x86_64', ['--version'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+export const testKernel = findKernel()
+const missing = [!hasQemu() && 'qemu-system-x86_64', !testKernel && 'a kernel (run `npm run setup` or set VMTEST_KERNEL)'].filter(Boolean)
+export const vmSkipReason = missing.length > 0 ? `real-guest tests need ${missing.join(' and ')}` : undefined
+
+if (vmSkipReason && process.env.CI) throw new Error(`CI=true: ${vmSkipReason}`)
+if (vmSkipReason) console.warn(`skipping: ${vmSkipReason}`)
+
+/** qemu-system processes whose command line mentions `needle` (a socket path or temp dir). */
+export function qemuProcesses(needle = 'qemu-system'): number[] {
+  const out = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
+  return out
+    .split('\n')
+    .filter((l) => l.includes('qemu-system') && l.includes(needle) && !l.includes('setpriv'))
+    .map((l) => Number(l.trim().split(/\s+/)[0]))
+}
