@@ -64,7 +64,9 @@ case "${vmtest_mode:-overlay}" in
       fail "mount the overlay root (is overlayfs available in this kernel?)"
     ;;
   ro) mount -t 9p -o "$P9,cache=loose,ro" vmtest-root $S/newroot || fail "mount the host root over 9p" ;;
-  rw) mount -t 9p -o "$P9,cache=loose" vmtest-root $S/newroot || fail "mount the host root over 9p" ;;
+  # rw: cache=loose would hold the guest's writes in its page cache, unseen by
+  # the host; mmap writes through (and is what vmtest uses).
+  rw) mount -t 9p -o "$P9,cache=mmap" vmtest-root $S/newroot || fail "mount the host root over 9p" ;;
   *) fail "unknown vmtest_mode=$vmtest_mode" ;;
 esac
 

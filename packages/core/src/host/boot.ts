@@ -95,7 +95,7 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
     const connected = new Promise<Socket>((ok) => server.once('connection', ok))
     hello = await bounded(
       connected.then((socket) => {
-        peer = attach(socket, log)
+        peer = attach(socket, log, qemuProcess)
         return new Promise<AgentHello>((ok, fail) => {
           peer!.on('agent.hello', ok)
           peer!.onClose(fail)
@@ -124,9 +124,10 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
     qemuPid: qemuProcess.pid!,
   }
   const livePeer = peer!
-  qemuProcess.exited.then((exit) => {
+  qemuProcess.exited.then(async (exit) => {
     if (closing) return livePeer.close(new VmtestError('VMTEST_GUEST_CLOSED', 'teardown', 'The guest was closed.'))
     livePeer.close(crashError(exit, qemuProcess, panic, running, info, started))
+    await cleanup() // nothing of a dead guest is worth keeping on disk
   })
   return new Guest({
     peer: livePeer,
@@ -222,11 +223,21 @@ function commandLine(kernel: KernelInfo, o: ResolvedOptions, root: RootPlan): st
   return args.join(' ')
 }
 
-function attach(socket: Socket, log: KernelLog): Peer {
+/** After the agent's connection drops, how long QEMU gets to exit before we call
+ * it a dead agent: a panic drops the connection a moment before QEMU exits, and
+ * the panic, not the dropped connection, is what the user must be told. */
+const EXIT_AFTER_DISCONNECT_MS = 3000
+
+function attach(socket: Socket, log: KernelLog, qemu: QemuProcess): Peer {
   const peer = new Peer((frame) => socket.write(frame))
   socket.on('data', (chunk) => peer.receive(chunk))
   socket.on('error', () => {})
-  socket.on('close', () => peer.close(new VmtestError('VMTEST_GUEST_EXITED', 'command', 'The connection to the guest agent closed.')))
+  socket.on('close', () => {
+    const timer = setTimeout(() => {
+      peer.close(new VmtestError('VMTEST_GUEST_EXITED', 'command', `The guest agent's connection closed while QEMU kept running (the agent died?).\n${consoleTail(qemu)}`))
+    }, EXIT_AFTER_DISCONNECT_MS)
+    qemu.exited.then(() => clearTimeout(timer))
+  })
   peer.on('kmsg', ({ records }: { records: KmsgRecord[] }) => log.add(records))
   return peer
 }

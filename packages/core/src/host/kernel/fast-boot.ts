@@ -1,30 +1,32 @@
 // The fast path: under emulation a bzImage spends seconds decompressing
 // itself. A kernel with a PVH entry can be booted as the uncompressed ELF
-// vmlinux directly; extract it once and cache it by the bzImage's identity.
+// vmlinux directly; extract it once and cache it by the bzImage's content.
 
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { extractVmlinux, type KernelInfo } from './inspect.js'
+
+/** Extracted kernels kept (≈ 60 MB each for a distro kernel); a developer
+ * rebuilding in watch mode makes a new one per build, the oldest go. */
+const KEEP_VMLINUX = 6
 
 /** The image QEMU should load for `kernel`: a cached PVH vmlinux when possible, else the file itself. */
 export async function fastBootImage(kernel: KernelInfo, cacheDir: string): Promise<{ image: string; pvh: boolean }> {
   if (kernel.format !== 'bzImage' || kernel.arch !== 'x86_64' || process.env.VMTEST_NO_PVH) return { image: kernel.path, pvh: false }
-  const real = realpathSync(kernel.path)
-  const stat = statSync(real)
-  const key = createHash('sha256').update(`${real}\0${stat.size}\0${stat.mtimeMs}`).digest('hex').slice(0, 16)
+  const bzImage = readFileSync(kernel.path)
+  const key = createHash('sha256').update(bzImage).digest('hex').slice(0, 24)
   const dir = join(cacheDir, 'vmlinux')
   const image = join(dir, `${key}.elf`)
   const noPvh = join(dir, `${key}.no-pvh`)
-  if (existsSync(image)) return { image, pvh: true }
+  if (existsSync(image)) {
+    const now = new Date()
+    utimesSync(image, now, now) // recently used: kept by the pruning below
+    return { image, pvh: true }
+  }
   if (existsSync(noPvh)) return { image: kernel.path, pvh: false }
   mkdirSync(dir, { recursive: true })
-  let extracted
-  try {
-    extracted = await extractVmlinux(kernel.path)
-  } catch {
-    extracted = undefined // an unusual compression: boot the bzImage as it is
-  }
+  const extracted = await extractVmlinux(kernel.path).catch(() => undefined) // an unusual compression: boot the bzImage
   if (!extracted?.pvh) {
     writeFileSync(noPvh, '')
     return { image: kernel.path, pvh: false }
@@ -32,5 +34,14 @@ export async function fastBootImage(kernel: KernelInfo, cacheDir: string): Promi
   const tmp = `${image}.${process.pid}.tmp`
   writeFileSync(tmp, extracted.elf)
   renameSync(tmp, image) // atomic: parallel runs never load half a file
+  prune(dir)
   return { image, pvh: true }
+}
+
+function prune(dir: string): void {
+  const images = readdirSync(dir)
+    .filter((f) => f.endsWith('.elf'))
+    .map((f) => ({ path: join(dir, f), mtime: statSync(join(dir, f)).mtimeMs }))
+    .sort((a, b) => b.mtime - a.mtime)
+  for (const old of images.slice(KEEP_VMLINUX)) rmSync(old.path, { force: true })
 }
