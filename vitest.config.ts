@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config'
 
 // Two projects: `unit` needs no QEMU; `vm` boots real guests (slow under TCG, so
-// long timeouts and at most two files at once on a 2-core machine).
+// long timeouts and at most two files at once on a 2-core machine). Unit
+// tests run first.
 export default defineConfig({
   test: {
     projects: [
@@ -9,6 +10,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['packages/*/test/**/*.test.ts'],
+          sequence: { groupOrder: 0 },
         },
       },
       {
@@ -18,6 +20,7 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 180_000,
           maxWorkers: 2,
+          sequence: { groupOrder: 1 },
         },
       },
     ],

@@ -3,7 +3,7 @@
 #
 # Two ways in:
 # - from the initramfs (busybox sh): the kernel's 9p/virtio are modules, listed
-#   in /vmtest/modules in load order; the agent is in /vmtest/lib;
+#   in /vmtest/modules in load order; the agent is /vmtest/agent.cjs;
 # - straight from a kernel with 9p built in (init=<this file>, run by the shared
 #   root's own /bin/sh): the kernel mounted the host root read-only at /.
 #
@@ -113,14 +113,14 @@ unset IFS
 if [ -d /vmtest ]; then
   mkdir -p $R/run/vmtest
   mount --bind /vmtest $R/run/vmtest || fail "bind the agent into the guest root"
-  vmtest_agent=/run/vmtest/lib/agent/main.js
+  vmtest_agent=/run/vmtest/agent.cjs
 fi
 
 node=${vmtest_node:-/usr/bin/node}
 [ -x "$R$node" ] || fail "no node at $node in the guest root (the agent needs it)"
 agent=$vmtest_agent
 unset vmtest_mode vmtest_node vmtest_shared vmtest_mounts vmtest_agent vmtest_msize
-export HOME=/root TERM=linux LANG=C.UTF-8 UV_THREADPOOL_SIZE=8
+export HOME=/root TERM=linux LANG=C.UTF-8
 cd /
 step "starting the agent"
 chroot $R "$node" "$agent" &

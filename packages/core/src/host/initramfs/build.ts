@@ -3,7 +3,7 @@
 // hash of its content, so a second boot with the same inputs reads one file.
 
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { readModuleBytes } from '../kernel/modules.js'
@@ -12,8 +12,8 @@ import { writeCpio, type CpioEntry } from './cpio.js'
 /** The busybox applets init.sh calls. */
 const APPLETS = ['sh', 'mount', 'mkdir', 'insmod', 'chroot', 'sleep', 'ln', 'dirname', 'poweroff', 'sync', 'cat']
 
-/** dist/ of this package: the compiled agent and protocol live under it. */
-const DIST_DIR = fileURLToPath(new URL('../../', import.meta.url))
+/** The guest agent, bundled into one file by the build (scripts/bundle-agent.mjs). */
+export const AGENT_BUNDLE = fileURLToPath(new URL('../../agent.cjs', import.meta.url))
 export const INIT_SCRIPT = fileURLToPath(new URL('../../../assets/init.sh', import.meta.url))
 
 export interface InitramfsInputs {
@@ -30,8 +30,7 @@ export async function buildInitramfs(inputs: InitramfsInputs, cacheDir: string):
     { path: 'proc', type: 'dir' },
     { path: 'sys', type: 'dir' },
     { path: 'vmtest', type: 'dir' },
-    { path: 'vmtest/lib', type: 'dir' },
-    { path: 'vmtest/lib/package.json', type: 'file', data: Buffer.from('{"type":"module"}\n') },
+    { path: 'vmtest/agent.cjs', type: 'file', data: readFileSync(AGENT_BUNDLE) },
     { path: 'vmtest/ko', type: 'dir' },
     { path: 'init', type: 'file', data: readFileSync(INIT_SCRIPT), mode: 0o755 },
     { path: 'bin/busybox', type: 'file', data: readFileSync(inputs.busybox), mode: 0o755 },
@@ -45,13 +44,6 @@ export async function buildInitramfs(inputs: InitramfsInputs, cacheDir: string):
     order.push(`/${name}`)
   }
   entries.push({ path: 'vmtest/modules', type: 'file', data: Buffer.from(order.map((o) => `${o}\n`).join('')) })
-  for (const dir of ['agent', 'protocol']) {
-    entries.push({ path: `vmtest/lib/${dir}`, type: 'dir' })
-    for (const file of readdirSync(join(DIST_DIR, dir)).filter((f) => f.endsWith('.js'))) {
-      entries.push({ path: `vmtest/lib/${dir}/${file}`, type: 'file', data: readFileSync(join(DIST_DIR, dir, file)) })
-    }
-  }
-
   const archive = writeCpio(entries)
   const hash = createHash('sha256').update(archive).digest('hex').slice(0, 16)
   const path = join(cacheDir, `initramfs-${hash}.cpio`)
