@@ -1,6 +1,6 @@
 // The errors a user gets instead of a hang, each checked by its message.
 
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
@@ -94,6 +94,10 @@ describe.skipIf(vmSkipReason)('errors a user gets', () => {
     expect(error.code).toBe('VMTEST_BOOT_TIMEOUT')
     expect(error.message).toMatch(/^The guest did not come up within 1500 ms \(bootTimeout\)/)
     expect(error.message).toContain('raise bootTimeout')
+    const log = /Full console log: (.+)$/m.exec(error.message)?.[1]
+    const quoted = [...error.message.matchAll(/^  \| (.*)$/gm)].map((m) => m[1])
+    const whole = readFileSync(log!, 'utf8')
+    for (const line of quoted) expect(whole).toContain(line)
     expect(Date.now() - started).toBeLessThan(15_000)
   })
 

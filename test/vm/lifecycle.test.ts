@@ -2,7 +2,7 @@
 // nothing (qemu, socket, temp dir) outlives close(), an exit, a signal or a SIGKILL of the host.
 
 import { spawn } from "node:child_process"
-import { readdirSync } from "node:fs"
+import { readdirSync, readFileSync } from "node:fs"
 import { tmpdir } from 'node:os'
 import { afterAll, describe, expect, test } from 'vitest'
 import { bootGuest, isVmtestError } from '@vmtest/core'
@@ -52,12 +52,26 @@ describe.skipIf(vmSkipReason)('guest lifecycle', () => {
     expect(error.code).toBe('VMTEST_GUEST_PANIC')
     expect(error.message).toMatch(/^Guest kernel panicked while running `echo c > \/proc\/sysrq-trigger` \(.+, [\d.]+ s after boot\): Kernel panic - not syncing: sysrq triggered crash/)
     expect(error.message).toContain('Last console lines:')
+    const log = /Full console log: (.+)$/m.exec(error.message)?.[1]
+    expect(log && readFileSync(log, 'utf8')).toContain('Kernel panic - not syncing: sysrq triggered crash')
     expect(Date.now() - started).toBeLessThan(30_000)
     // Later calls fail the same way, at once.
     const again = await guest.exec('true').catch((e) => e)
     expect(again.code).toBe('VMTEST_GUEST_PANIC')
     expect(alive(guest.info.qemuPid)).toBe(false)
     await guest.close()
+  })
+
+  test('orphans are reaped: no zombies after background jobs end', async () => {
+    const guest = await bootGuest({ kernel: testKernel })
+    try {
+      await guest.exec('sh -c "sleep 0.2 &"; (sleep 0.2 &); true')
+      await new Promise((resolve) => setTimeout(resolve, 1500))
+      const states = (await guest.exec('cat /proc/[0-9]*/stat 2>/dev/null | cut -d" " -f3')).stdout
+      expect(states.split('\n')).not.toContain('Z')
+    } finally {
+      await guest.close()
+    }
   })
 
   test('close() powers off promptly and leaves nothing behind', async () => {

@@ -2,6 +2,7 @@
 // Each step fails with an error that names the value and how to fix it.
 
 import { createServer, type Server, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
 import { resolve } from 'node:path'
 import { readFileSync } from 'node:fs'
 import { AGENT_PORT_NAME, PROTOCOL_VERSION, type AgentHello, type KmsgRecord } from '../protocol/methods.js'
@@ -10,7 +11,7 @@ import { VmtestError, isVmtestError, tail } from './errors.js'
 import { Guest, type GuestInfo } from './guest.js'
 import { KernelLog } from './console/kernel-log.js'
 import { resolveOptions, type GuestOptions, type ResolvedOptions, type RootMode } from './options.js'
-import { cacheDir, makeGuestTempDir, removeGuestTempDir } from './paths.js'
+import { cacheDir, keepCrashLog, makeGuestTempDir, removeGuestTempDir } from './paths.js'
 import { chooseKernel } from './kernel/resolve.js'
 import { inspectKernel, KernelFormatError, type KernelInfo } from './kernel/inspect.js'
 import { fastBootImage } from './kernel/fast-boot.js'
@@ -74,7 +75,7 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
     shares,
     extraArgs: o.extraArgs,
   })
-  const qemuProcess = new QemuProcess(qemu, args, { consoleLog: o.consoleLog })
+  const qemuProcess = new QemuProcess(qemu, args, o.consoleLog ?? `${tempDir}/console.log`)
   const log = new KernelLog()
   const running = new Set<string>()
   const panic = watchForPanic(qemuProcess)
@@ -107,6 +108,10 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
       throw new VmtestError('VMTEST_PROTOCOL', 'handshake', `The guest agent speaks protocol version ${hello.version}, this host speaks ${PROTOCOL_VERSION}: the guest runs an agent from another vmtest version.`)
     }
   } catch (error) {
+    if (isVmtestError(error) && error.code === 'VMTEST_BOOT_TIMEOUT') {
+      await qemuProcess.kill()
+      error.message += `\nFull console log: ${keepCrashLog(qemuProcess.consoleLog)}`
+    }
     await cleanup()
     throw error
   }
@@ -264,8 +269,20 @@ function watchForPanic(qemu: QemuProcess): PanicWatch {
   return watch
 }
 
+/** The console's last lines for an error, and where the whole log is (kept
+ * out of the temp dir once QEMU has exited, since that dir goes with the guest). */
 function consoleTail(qemu: QemuProcess): string {
-  return qemu.consoleTail.length > 0 ? `Last console lines:\n${tail(qemu.consoleTail, CONSOLE_TAIL_IN_ERRORS)}` : 'The console printed nothing.'
+  const lines = qemu.consoleTail.length > 0 ? `Last console lines:\n${tail(qemu.consoleTail, CONSOLE_TAIL_IN_ERRORS)}` : 'The console printed nothing.'
+  if (qemu.running) return lines
+  let log = qemu.consoleLog
+  if (log.startsWith(tmpdir())) {
+    try {
+      log = keepCrashLog(log)
+    } catch {
+      return lines
+    }
+  }
+  return `${lines}\nFull console log: ${log}`
 }
 
 function bootFailure(exit: QemuExit, qemu: QemuProcess, panic: PanicWatch, root: RootPlan, kernelPath: string): VmtestError {

@@ -2,7 +2,7 @@
 // initramfs images, the KVM verdict, the default kernel), and one private temp
 // dir per guest that never outlives its process.
 
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { onExit } from 'signal-exit'
@@ -58,4 +58,18 @@ function isAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
+}
+
+/** Console logs of guests that died, kept for the user to read: the newest 20. */
+const KEEP_CRASH_LOGS = 20
+
+/** Copies a dead guest's console log out of its temp dir, into the cache. */
+export function keepCrashLog(consoleLog: string): string {
+  const dir = join(cacheDir(), 'crash-logs')
+  mkdirSync(dir, { recursive: true })
+  const kept = join(dir, `console-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}.log`)
+  copyFileSync(consoleLog, kept)
+  const old = readdirSync(dir).sort().reverse().slice(KEEP_CRASH_LOGS)
+  for (const name of old) rmSync(join(dir, name), { force: true })
+  return kept
 }

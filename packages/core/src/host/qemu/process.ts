@@ -28,10 +28,11 @@ export class QemuProcess {
   private readonly lineListeners: Array<(line: string) => void> = []
   private stderr = ''
   private partial = ''
-  private log?: WriteStream
+  private readonly log: WriteStream
   private hasExited = false
 
-  constructor(binary: string, args: readonly string[], options: { consoleLog?: string } = {}) {
+  /** The whole console is written to `consoleLog`. */
+  constructor(binary: string, args: readonly string[], readonly consoleLog: string) {
     // setpriv --pdeathsig: the kernel kills QEMU if we die, even by SIGKILL,
     // where no exit handler of ours can run.
     const setpriv = findExecutable('setpriv')
@@ -46,16 +47,16 @@ export class QemuProcess {
       forceKillAfterDelay: QEMU_KILL_GRACE_MS,
     })
     this.pid = this.child.pid
-    if (options.consoleLog) this.log = createWriteStream(options.consoleLog)
+    this.log = createWriteStream(consoleLog)
     this.child.stdout!.on('data', (chunk: Buffer) => this.onConsole(chunk))
     this.child.stderr!.on('data', (chunk: Buffer) => {
       if (this.stderr.length < STDERR_LIMIT_BYTES) this.stderr += chunk.toString('utf8')
     })
-    this.exited = this.child.then((result) => {
+    this.exited = this.child.then(async (result) => {
       this.hasExited = true
       if (this.partial) this.emitLine(this.partial)
       this.partial = ''
-      this.log?.end()
+      await new Promise((resolve) => this.log.end(resolve)) // the file is complete once exited resolves
       return { exitCode: result.exitCode, signal: result.signal, stderr: this.stderr.trim() }
     })
   }
@@ -84,7 +85,7 @@ export class QemuProcess {
   }
 
   private onConsole(chunk: Buffer): void {
-    this.log?.write(chunk)
+    this.log.write(chunk)
     const text = this.partial + chunk.toString('utf8')
     const lines = text.split('\n')
     this.partial = lines.pop() ?? ''
