@@ -2,18 +2,8 @@ import { execFileSync } from 'node:child_process'
 import { describe, expect, test } from 'vitest'
 import { failureMessage, quoteArgument, templateToCommand, type FailureFacts } from '../src/host/command.js'
 import type { KmsgRecord } from '../src/protocol/methods.js'
+import { prng } from './helpers/prng.js'
 
-/** mulberry32: a small seeded PRNG, so every failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** Runs a script with the host's /bin/sh and returns its stdout bytes. */
 const sh = (script: string): Buffer => execFileSync('/bin/sh', ['-c', script], { maxBuffer: 64 * 1024 * 1024 })

@@ -10,18 +10,8 @@ import {
   ProtocolError,
   type Frame,
 } from '../../src/protocol/framing.js'
+import { prng } from '../helpers/prng.js'
 
-/** mulberry32: a small seeded PRNG, so every failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 const randInt = (rand: () => number, min: number, max: number) => min + Math.floor(rand() * (max - min + 1))
 
 function randomBytes(rand: () => number, length: number): Buffer {
