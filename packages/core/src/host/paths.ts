@@ -2,7 +2,7 @@
 // initramfs images, the KVM verdict, the default kernel), and one private temp
 // dir per guest that never outlives its process.
 
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { onExit } from 'signal-exit'
@@ -72,4 +72,13 @@ export function keepCrashLog(consoleLog: string): string {
   const old = readdirSync(dir).sort().reverse().slice(KEEP_CRASH_LOGS)
   for (const name of old) rmSync(join(dir, name), { force: true })
   return kept
+}
+
+/** Keeps the `keep` most recently used (modified) files of `dir` ending in `suffix`. */
+export function pruneCache(dir: string, suffix: string, keep: number): void {
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith(suffix))
+    .map((f) => ({ path: join(dir, f), mtime: statSync(join(dir, f)).mtimeMs }))
+    .sort((a, b) => b.mtime - a.mtime)
+  for (const old of files.slice(keep)) rmSync(old.path, { force: true })
 }

@@ -3,11 +3,15 @@
 // hash of its content, so a second boot with the same inputs reads one file.
 
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, renameSync, utimesSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { pruneCache } from '../paths.js'
 import { readModuleBytes } from '../kernel/modules.js'
 import { writeCpio, type CpioEntry } from './cpio.js'
+
+/** Initramfs images kept (a few MB each; one per kernel and vmtest version in use). */
+const KEEP_INITRAMFS = 12
 
 /** The busybox applets init.sh calls. */
 const APPLETS = ['sh', 'mount', 'mkdir', 'insmod', 'chroot', 'sleep', 'ln', 'dirname', 'poweroff', 'sync', 'cat']
@@ -47,11 +51,15 @@ export async function buildInitramfs(inputs: InitramfsInputs, cacheDir: string):
   const archive = writeCpio(entries)
   const hash = createHash('sha256').update(archive).digest('hex').slice(0, 16)
   const path = join(cacheDir, `initramfs-${hash}.cpio`)
-  if (!existsSync(path)) {
+  if (existsSync(path)) {
+    const now = new Date()
+    utimesSync(path, now, now) // recently used: kept by the pruning below
+  } else {
     mkdirSync(cacheDir, { recursive: true })
     const tmp = `${path}.${process.pid}.tmp`
     writeFileSync(tmp, archive)
     renameSync(tmp, path) // atomic: a parallel run never sees half a file
+    pruneCache(cacheDir, '.cpio', KEEP_INITRAMFS)
   }
   return path
 }

@@ -3,8 +3,9 @@
 // vmlinux directly; extract it once and cache it by the bzImage's content.
 
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, renameSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { pruneCache } from '../paths.js'
 import { extractVmlinux, type KernelInfo } from './inspect.js'
 
 /** Extracted kernels kept (≈ 60 MB each for a distro kernel); a developer
@@ -26,22 +27,16 @@ export async function fastBootImage(kernel: KernelInfo, cacheDir: string): Promi
   }
   if (existsSync(noPvh)) return { image: kernel.path, pvh: false }
   mkdirSync(dir, { recursive: true })
-  const extracted = await extractVmlinux(kernel.path).catch(() => undefined) // an unusual compression: boot the bzImage
-  if (!extracted?.pvh) {
-    writeFileSync(noPvh, '')
+  // A failure (an unusual compression, no xz installed) is not remembered: it may be fixed by next time.
+  const extracted = await extractVmlinux(kernel.path).catch(() => undefined)
+  if (!extracted) return { image: kernel.path, pvh: false }
+  if (!extracted.pvh) {
+    writeFileSync(noPvh, '') // a fact about this kernel: no need to extract it again
     return { image: kernel.path, pvh: false }
   }
   const tmp = `${image}.${process.pid}.tmp`
   writeFileSync(tmp, extracted.elf)
   renameSync(tmp, image) // atomic: parallel runs never load half a file
-  prune(dir)
+  pruneCache(dir, '.elf', KEEP_VMLINUX)
   return { image, pvh: true }
-}
-
-function prune(dir: string): void {
-  const images = readdirSync(dir)
-    .filter((f) => f.endsWith('.elf'))
-    .map((f) => ({ path: join(dir, f), mtime: statSync(join(dir, f)).mtimeMs }))
-    .sort((a, b) => b.mtime - a.mtime)
-  for (const old of images.slice(KEEP_VMLINUX)) rmSync(old.path, { force: true })
 }
