@@ -69,8 +69,7 @@ export function keepCrashLog(consoleLog: string): string {
   mkdirSync(dir, { recursive: true })
   const kept = join(dir, `console-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}.log`)
   copyFileSync(consoleLog, kept)
-  const old = readdirSync(dir).sort().reverse().slice(KEEP_CRASH_LOGS)
-  for (const name of old) rmSync(join(dir, name), { force: true })
+  pruneCache(dir, '.log', KEEP_CRASH_LOGS)
   return kept
 }
 
