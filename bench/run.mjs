@@ -415,50 +415,61 @@ async function qgaExec(qga, path, arg) {
 /** vmtest's mechanism on the same kernel, initramfs approach and QEMU flags:
  * qemu-ga from the 9p root on a virtio-serial port. First command = spawn →
  * first `/bin/sh -c true` result; per-command = median of 10 more. */
+/** qemu-guest-agent in the guest, driven as vmtest drives it. Measured twice:
+ * on our fast boot path (the mechanism's own cost) and booting the bzImage, as
+ * vmtest does (it never extracts the vmlinux). */
 async function rowVmtest(ctx, runs) {
   const dir = makeTempDir()
   try {
     const initramfs = await buildReferenceInitramfs(ctx, dir, 'qga', QGA_INIT)
-    const first = [], perCommand = []
+    const first = [], perCommand = [], firstBzImage = []
     for (let r = 0; r < runs; r++) {
-      const agentSocket = join(dir, `agent-${r}.sock`)
-      const qgaSocket = join(dir, `qga-${r}.sock`)
-      const agent = await listenUnix(agentSocket)
-      try {
-        const extraArgs = ['-chardev', `socket,id=qga,path=${qgaSocket},server=on,wait=off`, '-device', `virtserialport,chardev=qga,name=${QGA_PORT}`]
-        await withQemu(ctx, referenceArgs(ctx, { kernel: ctx.vmlinux, initramfs, agentSocket, extraArgs }), join(dir, `console-${r}.log`), async (qemu, t0) => {
-          let dead = false
-          const exited = qemu.exited.then(() => (dead = true))
-          const socket = await connectUnix(qgaSocket, { exited })
-          try {
-            const qga = new Qga(socket)
-            const boot = Promise.race([
-              qga.sync(() => dead).then(() => qgaExec(qga, '/bin/sh', ['-c', 'true'])),
-              exited.then(() => Promise.reject(new Error(`QEMU exited during the qemu-ga boot:\n${qemu.consoleTail.slice(-15).join('\n')}`))),
-              sleep(BOOT_TIMEOUT_MS).then(() => Promise.reject(new Error(`qemu-ga did not answer within ${BOOT_TIMEOUT_MS} ms:\n${qemu.consoleTail.slice(-15).join('\n')}`))),
-            ])
-            await boot
-            first.push(now() - t0)
-            const each = []
-            for (let i = 0; i < 10; i++) {
-              const t = now()
-              await qgaExec(qga, '/bin/sh', ['-c', 'true'])
-              each.push(now() - t)
-            }
-            perCommand.push(median(each))
-          } finally {
-            socket.destroy()
-          }
-        })
-      } finally {
-        await agent.close()
-      }
-      progress(`vmtest run ${r + 1}/${runs}: first command ${first.at(-1).toFixed(0)} ms, per command ${perCommand.at(-1).toFixed(1)} ms`)
+      const fast = await qgaBoot(ctx, dir, initramfs, ctx.vmlinux, `pvh-${r}`)
+      first.push(fast.firstMs)
+      perCommand.push(fast.perCommandMs)
+      firstBzImage.push((await qgaBoot(ctx, dir, initramfs, ctx.bzImage, `bz-${r}`)).firstMs)
+      progress(`vmtest run ${r + 1}/${runs}: first command ${first.at(-1).toFixed(0)} ms (bzImage ${firstBzImage.at(-1).toFixed(0)} ms), per command ${perCommand.at(-1).toFixed(1)} ms`)
     }
-    return { firstCommandMs: first, perCommandMs: perCommand }
+    return { firstCommandMs: first, firstCommandBzImageMs: firstBzImage, perCommandMs: perCommand }
   } finally {
     removeTempDir(dir)
   }
+}
+
+async function qgaBoot(ctx, dir, initramfs, kernel, tag) {
+  const agentSocket = join(dir, `agent-${tag}.sock`)
+  const qgaSocket = join(dir, `qga-${tag}.sock`)
+  const agent = await listenUnix(agentSocket)
+  let firstMs, perCommandMs
+  try {
+    const extraArgs = ['-chardev', `socket,id=qga,path=${qgaSocket},server=on,wait=off`, '-device', `virtserialport,chardev=qga,name=${QGA_PORT}`]
+    await withQemu(ctx, referenceArgs(ctx, { kernel, initramfs, agentSocket, extraArgs }), join(dir, `console-${tag}.log`), async (qemu, t0) => {
+      let dead = false
+      const exited = qemu.exited.then(() => (dead = true))
+      const socket = await connectUnix(qgaSocket, { exited })
+      try {
+        const qga = new Qga(socket)
+        await Promise.race([
+          qga.sync(() => dead).then(() => qgaExec(qga, '/bin/sh', ['-c', 'true'])),
+          exited.then(() => Promise.reject(new Error(`QEMU exited during the qemu-ga boot:\n${qemu.consoleTail.slice(-15).join('\n')}`))),
+          sleep(BOOT_TIMEOUT_MS).then(() => Promise.reject(new Error(`qemu-ga did not answer within ${BOOT_TIMEOUT_MS} ms:\n${qemu.consoleTail.slice(-15).join('\n')}`))),
+        ])
+        firstMs = now() - t0
+        const each = []
+        for (let i = 0; i < 10; i++) {
+          const t = now()
+          await qgaExec(qga, '/bin/sh', ['-c', 'true'])
+          each.push(now() - t)
+        }
+        perCommandMs = median(each)
+      } finally {
+        socket.destroy()
+      }
+    })
+  } finally {
+    await agent.close()
+  }
+  return { firstMs, perCommandMs }
 }
 
 // ---------------------------------------------------------------- row 4: exec round trip
@@ -610,7 +621,7 @@ function row(name, unit, ours, reference, goal) {
     ratio: Number.isFinite(ratio) ? ratio : null,
     note: both && goal?.note ? goal.note(o, ref) : null,
     goal: goal?.text ?? null,
-    status: !goal ? null : both ? (goal.met(o, ref, ratio) ? 'MET' : 'NOT MET') : 'n/a (its inputs were not measured)',
+    status: !goal?.met ? null : both ? (goal.met(o, ref, ratio) ? 'MET' : 'NOT MET') : 'n/a (its inputs were not measured)',
   }
 }
 
@@ -622,7 +633,8 @@ function buildRows(m) {
   if (m.floor) rows.push(row('1 boot floor PVH (ref: bzImage)', 'ms', m.floor.pvhMs, m.floor.bzImageMs))
   if (m.boot) rows.push(row('2 boot to ready (ref: PVH floor)', 'ms', m.boot.readyMs, m.floor?.pvhMs, { text: '<= 1.5x floor', met: (o, r) => o <= 1.5 * r }))
   if (m.vmtest) {
-    rows.push(row('3 boot to ready (ref: vmtest 1st cmd)', 'ms', m.boot?.readyMs, m.vmtest.firstCommandMs, { text: '>= 2.5x faster', met: (o, r) => r / o >= 2.5, note: speedup }))
+    rows.push(row('3 boot to ready (ref: qemu-ga 1st cmd, same PVH boot)', 'ms', m.boot?.readyMs, m.vmtest.firstCommandMs, { note: speedup }))
+    rows.push(row('3 boot to ready (ref: vmtest 1st cmd, bzImage as vmtest boots)', 'ms', m.boot?.readyMs, m.vmtest.firstCommandBzImageMs, { text: '>= 2.5x faster', met: (o, r) => r / o >= 2.5, note: speedup }))
     rows.push(row("3 exec('true') (ref: vmtest per cmd)", 'ms', m.exec?.oursMs["exec('true')"], m.vmtest.perCommandMs, { text: '>= 10x faster', met: (o, r) => r / o >= 10, note: speedup }))
   }
   if (m.exec) {

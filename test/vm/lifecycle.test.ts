@@ -2,12 +2,15 @@
 // nothing (qemu, socket, temp dir) outlives close(), an exit, a signal or a SIGKILL of the host.
 
 import { spawn } from "node:child_process"
-import { readdirSync, readFileSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync } from "node:fs"
+import { homedir } from "node:os"
+import { join } from "node:path"
 import { tmpdir } from 'node:os'
 import { afterAll, describe, expect, test } from 'vitest'
 import { bootGuest, isVmtestError } from '@vmtest/core'
 import { qemuProcesses, testKernel, vmSkipReason } from '../utils/vm-env.js'
 
+const crashLogDir = join(process.env.VMTEST_CACHE_DIR ?? join(homedir(), '.cache', 'vmtest'), 'crash-logs')
 const HOST_SCRIPT = new URL('../utils/boot-and-wait.mjs', import.meta.url).pathname
 
 function tempDirsOf(pid: number): string[] {
@@ -75,6 +78,8 @@ describe.skipIf(vmSkipReason)('guest lifecycle', () => {
   })
 
   test('close() powers off promptly and leaves nothing behind', async () => {
+    const crashLogs = () => (existsSync(crashLogDir) ? readdirSync(crashLogDir) : [])
+    const crashLogsBefore = crashLogs()
     const guest = await bootGuest({ kernel: testKernel })
     const pid = guest.info.qemuPid
     expect(alive(pid)).toBe(true)
@@ -87,6 +92,7 @@ describe.skipIf(vmSkipReason)('guest lifecycle', () => {
     expect(tempDirsOf(process.pid)).toEqual([])
     const error = await guest.exec('true').catch((e) => e)
     expect(error.code).toBe('VMTEST_GUEST_CLOSED')
+    expect(crashLogs()).toEqual(crashLogsBefore) // a console log is kept only for a guest that died
   })
 
   test.each(['SIGTERM', 'SIGINT', 'SIGKILL'] as const)('%s to the host process leaves no qemu behind', async (signal) => {

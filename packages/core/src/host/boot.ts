@@ -90,6 +90,7 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
 
   const bootTimeoutMs = o.bootTimeoutMs ?? (accel.accel === 'kvm' ? DEFAULT_BOOT_TIMEOUT_KVM_MS : DEFAULT_BOOT_TIMEOUT_TCG_MS)
   let hello: AgentHello
+  let booted = false
   try {
     const connected = new Promise<Socket>((ok) => server.once('connection', ok))
     hello = await bounded(
@@ -100,10 +101,12 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
           peer!.onClose(fail)
         })
       }),
-      qemuProcess.exited.then((exit) => Promise.reject(bootFailure(exit, qemuProcess, panic, root, chosen.path))),
+      // Only an exit during the boot is a boot failure; a later one is handled below.
+      qemuProcess.exited.then((exit) => (booted ? new Promise<never>(() => {}) : Promise.reject(bootFailure(exit, qemuProcess, panic, root, chosen.path)))),
       bootTimeoutMs,
       () => bootTimeout(bootTimeoutMs, o, qemuProcess),
     )
+    booted = true
     if (hello.version !== PROTOCOL_VERSION) {
       throw new VmtestError('VMTEST_PROTOCOL', 'handshake', `The guest agent speaks protocol version ${hello.version}, this host speaks ${PROTOCOL_VERSION}: the guest runs an agent from another vmtest version.`)
     }
@@ -334,4 +337,3 @@ async function bounded<T>(work: Promise<T>, failed: Promise<never>, ms: number, 
   }
 }
 
-export { isVmtestError }
