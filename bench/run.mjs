@@ -22,8 +22,9 @@ const { cacheDir } = await dist('host/paths.js')
 const { chooseKernel } = await dist('host/kernel/resolve.js')
 const { inspectKernel } = await dist('host/kernel/inspect.js')
 const { fastBootImage } = await dist('host/kernel/fast-boot.js')
-const { findModuleDir, planModules, readModuleBytes } = await dist('host/kernel/modules.js')
+const { findModuleDir, planModules } = await dist('host/kernel/modules.js')
 const { writeCpio } = await dist('host/initramfs/cpio.js')
+const { initramfsEntries } = await dist('host/initramfs/build.js')
 const { findExecutable, findQemu } = await dist('host/qemu/binary.js')
 const { chooseAccel } = await dist('host/qemu/accel.js')
 const { buildQemuArgs } = await dist('host/qemu/args.js')
@@ -178,7 +179,7 @@ fail() { echo "bench-init: FAILED: $*"; echo o > /proc/sysrq-trigger; sleep 10; 
 mount -t proc proc /proc || fail "mount /proc"
 mount -t sysfs sys /sys || fail "mount /sys"
 mount -t devtmpfs dev /dev || fail "mount /dev"
-while read -r ko; do insmod "$ko" || fail "insmod $ko"; done </ko/list
+while read -r ko; do insmod "$ko" || fail "insmod $ko"; done </vmtest/modules
 mkdir -p /newroot
 mount -t 9p -o ${P9_ROOT} vmtest-root /newroot || fail "mount the host root over 9p"
 `
@@ -205,28 +206,10 @@ wait $!
 fail "qemu-ga exited"
 `
 
-/** An initramfs like ours (busybox + the planned modules, uncompressed) with
- * `init` as /init, written with the project's own cpio writer. */
+/** Our initramfs (busybox + the planned modules, built by the project's own
+ * code) with `init` as /init instead of ours and no agent. */
 async function buildReferenceInitramfs(ctx, dir, name, init) {
-  const applets = ['sh', 'mount', 'mkdir', 'insmod', 'cat', 'ln', 'chroot', 'sleep']
-  const entries = [
-    { path: 'bin', type: 'dir' },
-    { path: 'dev', type: 'dir' },
-    { path: 'dev/console', type: 'chardev', major: 5, minor: 1 },
-    { path: 'proc', type: 'dir' },
-    { path: 'sys', type: 'dir' },
-    { path: 'ko', type: 'dir' },
-    { path: 'init', type: 'file', data: Buffer.from(init), mode: 0o755 },
-    { path: 'bin/busybox', type: 'file', data: readFileSync(ctx.busybox), mode: 0o755 },
-    ...applets.map((a) => ({ path: `bin/${a}`, type: 'symlink', target: 'busybox' })),
-  ]
-  const list = []
-  for (const [i, file] of ctx.modules.entries()) {
-    const path = `ko/${String(i).padStart(2, '0')}-${basename(file).replace(/\.ko\..*$/, '.ko')}`
-    entries.push({ path, type: 'file', data: await readModuleBytes(file) })
-    list.push(`/${path}\n`)
-  }
-  entries.push({ path: 'ko/list', type: 'file', data: Buffer.from(list.join('')) })
+  const entries = await initramfsEntries({ busybox: ctx.busybox, modules: ctx.modules, init: Buffer.from(init) })
   const file = join(dir, `${name}.cpio`)
   writeFileSync(file, writeCpio(entries))
   return file

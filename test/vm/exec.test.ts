@@ -1,7 +1,7 @@
 // The guest API against one real guest (default root mode: overlay).
 
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { bootGuest, isVmtestError, type Guest } from '@vmtest/core'
 import { testKernel, vmSkipReason } from '../utils/vm-env.js'
@@ -58,9 +58,26 @@ describe.skipIf(vmSkipReason)('exec in a real guest', () => {
     expect((await guest.exec('pwd')).stdout.trim()).toBe(process.cwd())
   })
 
-  test('a cwd missing in the guest is a clear error', async () => {
+  test('a cwd missing in the guest is a clear error, and a spawn that never started ends its streams', async () => {
     const error = await guest.exec('true', { cwd: '/no/such/dir' }).catch((e) => e)
     expect(error.message).toContain('the working directory /no/such/dir does not exist in the guest')
+    const child = guest.spawn('echo never', { cwd: '/no/such/dir' })
+    const ended = new Promise((resolve) => child.stdout.on('end', resolve).resume())
+    expect((await child.then(() => 'resolved', (e) => e)).message).toContain('does not exist in the guest')
+    await ended
+  })
+
+  test('the project dir is at its host path even where the guest mounts its own /tmp', async () => {
+    const project = mkdtempSync('/tmp/vmtest-project-probe-') // hidden by the guest's tmpfs /tmp
+    const other = await bootGuest({ kernel: testKernel, shared: project, cwd: project })
+    try {
+      expect((await other.exec('pwd')).stdout.trim()).toBe(project)
+      await other.exec('echo seen > written-in-guest')
+      expect(readFileSync(`${project}/written-in-guest`, 'utf8')).toBe('seen\n')
+    } finally {
+      await other.close()
+      rmSync(project, { recursive: true, force: true })
+    }
   })
 
   test('stdin from input', async () => {

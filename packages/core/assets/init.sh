@@ -100,6 +100,11 @@ mount_9p() { # tag guest-path rw|ro
 }
 
 [ -n "$vmtest_shared" ] && mount_9p vmtest-shared /mnt/vmtest "$vmtest_shared"
+# The shared dir at its host path too, where a guest tmpfs (/tmp, /run) hides
+# it: commands run from the host's cwd by default, usually that dir.
+if [ -n "$vmtest_shared_path" ] && [ ! -d "$R$vmtest_shared_path" ]; then
+  mkdir -p "$R$vmtest_shared_path" && mount --bind "$R/mnt/vmtest" "$R$vmtest_shared_path"
+fi
 # vmtest_mounts=tag:/guest/path:rw;tag:/other:ro
 IFS=';'
 for m in $vmtest_mounts; do
@@ -119,7 +124,7 @@ fi
 node=${vmtest_node:-/usr/bin/node}
 [ -x "$R$node" ] || fail "no node at $node in the guest root (the agent needs it)"
 agent=$vmtest_agent
-unset vmtest_mode vmtest_node vmtest_shared vmtest_mounts vmtest_agent vmtest_msize
+unset vmtest_mode vmtest_node vmtest_shared vmtest_shared_path vmtest_mounts vmtest_agent vmtest_msize
 export HOME=/root TERM=linux LANG=C.UTF-8
 cd /
 step "starting the agent"

@@ -229,6 +229,8 @@ function commandLine(kernel: KernelInfo, o: ResolvedOptions, root: RootPlan): st
   // vmtest_* reach init as environment variables (unknown parameters without a dot).
   args.push(`vmtest_mode=${root.mode}`, `vmtest_node=${process.execPath}`)
   if (o.shared) args.push(`vmtest_shared=${o.shared.writable ? 'rw' : 'ro'}`)
+  // A path with blanks or quotes cannot travel on the command line; such a dir is at /mnt/vmtest only.
+  if (o.shared && /^[^\s"']+$/.test(o.shared.path)) args.push(`vmtest_shared_path=${o.shared.path}`)
   if (o.mounts.length > 0) args.push(`vmtest_mounts=${o.mounts.map((m, i) => `vmtest-m${i}:${m.guestPath}:${m.writable ? 'rw' : 'ro'}`).join(';')}`)
   if (o.kernelArgs) args.push(o.kernelArgs)
   return args.join(' ')

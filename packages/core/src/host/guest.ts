@@ -145,6 +145,13 @@ export class Guest {
     })
     if (options.input !== undefined) stdin.end(Buffer.from(options.input))
     if (options.signal?.aborted) onAbort()
+    // A command that never started sends no end markers: end its streams here,
+    // or a reader waiting on them would wait for ever.
+    exit.catch(() => {
+      for (const channel of [base + 1, base + 2]) peer.cancelChannel(channel)
+      stdout.push(null)
+      stderr.push(null)
+    })
     const result = exit.then(
       (status): ExecResult<string> => ({
         command,

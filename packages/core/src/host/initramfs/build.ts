@@ -27,27 +27,8 @@ export interface InitramfsInputs {
 }
 
 export async function buildInitramfs(inputs: InitramfsInputs, cacheDir: string): Promise<string> {
-  const entries: CpioEntry[] = [
-    { path: 'bin', type: 'dir' },
-    { path: 'dev', type: 'dir' },
-    { path: 'dev/console', type: 'chardev', major: 5, minor: 1 },
-    { path: 'proc', type: 'dir' },
-    { path: 'sys', type: 'dir' },
-    { path: 'vmtest', type: 'dir' },
-    { path: 'vmtest/agent.cjs', type: 'file', data: readFileSync(AGENT_BUNDLE) },
-    { path: 'vmtest/ko', type: 'dir' },
-    { path: 'init', type: 'file', data: readFileSync(INIT_SCRIPT), mode: 0o755 },
-    { path: 'bin/busybox', type: 'file', data: readFileSync(inputs.busybox), mode: 0o755 },
-    ...APPLETS.map((applet): CpioEntry => ({ path: `bin/${applet}`, type: 'symlink', target: 'busybox' })),
-  ]
-  const order: string[] = []
-  for (const [index, file] of inputs.modules.entries()) {
-    // Numbered, uncompressed: busybox insmod reads plain .ko files only.
-    const name = `vmtest/ko/${String(index).padStart(2, '0')}-${basename(file).replace(/\.ko\..*$/, '.ko')}`
-    entries.push({ path: name, type: 'file', data: await readModuleBytes(file) })
-    order.push(`/${name}`)
-  }
-  entries.push({ path: 'vmtest/modules', type: 'file', data: Buffer.from(order.map((o) => `${o}\n`).join('')) })
+  const entries = await initramfsEntries({ ...inputs, init: readFileSync(INIT_SCRIPT) })
+  entries.push({ path: 'vmtest/agent.cjs', type: 'file', data: readFileSync(AGENT_BUNDLE) })
   const archive = writeCpio(entries)
   const hash = createHash('sha256').update(archive).digest('hex').slice(0, 16)
   const path = join(cacheDir, `initramfs-${hash}.cpio`)
@@ -77,4 +58,31 @@ export function isStaticElf(file: Buffer): boolean {
     if (file.readUInt32LE(phoff + i * phentsize) === PT_INTERP) return false
   }
   return true
+}
+
+/** The initramfs without the agent: busybox and its applets, `init` as /init,
+ * the modules numbered in load order under /vmtest/ko and listed in
+ * /vmtest/modules. The benchmark builds its reference boots from it too. */
+export async function initramfsEntries(inputs: InitramfsInputs & { init: Uint8Array }): Promise<CpioEntry[]> {
+  const entries: CpioEntry[] = [
+    { path: 'bin', type: 'dir' },
+    { path: 'dev', type: 'dir' },
+    { path: 'dev/console', type: 'chardev', major: 5, minor: 1 },
+    { path: 'proc', type: 'dir' },
+    { path: 'sys', type: 'dir' },
+    { path: 'vmtest', type: 'dir' },
+    { path: 'vmtest/ko', type: 'dir' },
+    { path: 'init', type: 'file', data: inputs.init, mode: 0o755 },
+    { path: 'bin/busybox', type: 'file', data: readFileSync(inputs.busybox), mode: 0o755 },
+    ...APPLETS.map((applet): CpioEntry => ({ path: `bin/${applet}`, type: 'symlink', target: 'busybox' })),
+  ]
+  const order: string[] = []
+  for (const [index, file] of inputs.modules.entries()) {
+    // Numbered, uncompressed: busybox insmod reads plain .ko files only.
+    const name = `vmtest/ko/${String(index).padStart(2, '0')}-${basename(file).replace(/\.ko\..*$/, '.ko')}`
+    entries.push({ path: name, type: 'file', data: await readModuleBytes(file) })
+    order.push(`/${name}`)
+  }
+  entries.push({ path: 'vmtest/modules', type: 'file', data: Buffer.from(order.map((o) => `${o}\n`).join('')) })
+  return entries
 }
