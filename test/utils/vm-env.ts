@@ -2,7 +2,7 @@
 // skip with the reason; under CI=true a missing piece fails the run instead.
 
 import { execFileSync } from 'node:child_process'
-import { existsSync, readdirSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 
@@ -42,4 +42,13 @@ export function qemuProcesses(needle = 'qemu-system'): number[] {
     .split('\n')
     .filter((l) => l.includes('qemu-system') && l.includes(needle) && !l.includes('setpriv'))
     .map((l) => Number(l.trim().split(/\s+/)[0]))
+}
+
+/** A fresh host dir the guest sees through its root, not through the shared
+ * project dir (which may be bound where /tmp is), for checks on what a guest can
+ * do to host paths. Under the home dir: /tmp, /run and /var/tmp can be the guest's own tmpfs. */
+export function hostProbeDir(): string {
+  const parent = join(homedir(), '.cache', 'vmtest-test-probes')
+  mkdirSync(parent, { recursive: true })
+  return mkdtempSync(join(parent, 'probe-'))
 }

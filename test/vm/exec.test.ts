@@ -1,10 +1,10 @@
 // The guest API against one real guest (default root mode: overlay).
 
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { bootGuest, isVmtestError, type Guest } from '@vmtest/core'
-import { testKernel, vmSkipReason } from '../utils/vm-env.js'
+import { hostProbeDir, testKernel, vmSkipReason } from '../utils/vm-env.js'
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex')
 
@@ -189,13 +189,18 @@ describe.skipIf(vmSkipReason)('exec in a real guest', () => {
   })
 
   test('overlay root: guest writes to host paths never reach the host', async () => {
-    const probe = `${process.cwd()}/vmtest-overlay-probe-${process.pid}`
-    await guest.exec(`echo x > ${probe}; echo x > /etc/vmtest-probe; mkdir /var/vmtest-probe; rm -f ${process.cwd()}/package.json`)
-    expect((await guest.exec(`cat ${probe}`)).stdout).toBe('x\n')
-    expect(existsSync(probe)).toBe(false)
-    expect(existsSync('/etc/vmtest-probe')).toBe(false)
-    expect(existsSync('/var/vmtest-probe')).toBe(false)
-    expect(existsSync(`${process.cwd()}/package.json`)).toBe(true)
+    const dir = hostProbeDir()
+    try {
+      writeFileSync(`${dir}/keep`, 'host data\n')
+      await guest.exec(`echo x > ${dir}/new; rm ${dir}/keep; mkdir ${dir}/sub; echo x > /etc/vmtest-probe; mkdir /var/vmtest-probe`)
+      expect((await guest.exec(`cat ${dir}/new; ls ${dir}`)).stdout).toBe('x\nnew\nsub\n')
+      expect(readdirSync(dir)).toEqual(['keep'])
+      expect(readFileSync(`${dir}/keep`, 'utf8')).toBe('host data\n')
+      expect(existsSync('/etc/vmtest-probe')).toBe(false)
+      expect(existsSync('/var/vmtest-probe')).toBe(false)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   test('the project dir is shared writable at /mnt/vmtest', async () => {

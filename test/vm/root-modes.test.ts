@@ -1,18 +1,16 @@
 // The ro and rw root modes, each on its own guest. (overlay, the default, is
 // covered in exec.test.ts.)
 
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { bootGuest, type Guest } from '@vmtest/core'
-import { testKernel, vmSkipReason } from '../utils/vm-env.js'
+import { hostProbeDir, testKernel, vmSkipReason } from '../utils/vm-env.js'
 
 describe.skipIf(vmSkipReason)('root modes', () => {
-  // A host dir seen through the shared root (the guest's /tmp is its own tmpfs).
   let hostDir: string
   beforeAll(() => {
-    mkdirSync('test-results', { recursive: true })
-    hostDir = mkdtempSync(join(process.cwd(), 'test-results', 'rootmode-probe-'))
+    hostDir = hostProbeDir()
     writeFileSync(join(hostDir, 'keep'), 'host data\n')
   })
   afterAll(() => rmSync(hostDir, { recursive: true, force: true }))
@@ -47,7 +45,8 @@ describe.skipIf(vmSkipReason)('root modes', () => {
   describe('rw', () => {
     let guest: Guest
     beforeAll(async () => {
-      guest = await bootGuest({ kernel: testKernel, rootMode: 'rw', shared: false })
+      // No shared dir: the host's cwd may be hidden under the guest's own /tmp, so run from /.
+      guest = await bootGuest({ kernel: testKernel, rootMode: 'rw', shared: false, cwd: '/' })
     })
     afterAll(() => guest?.close())
 

@@ -77,7 +77,7 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
   })
   const qemuProcess = new QemuProcess(qemu, args, o.consoleLog ?? `${tempDir}/console.log`)
   const log = new KernelLog()
-  const running = new Set<string>()
+  const running = new Map<number, string>()
   const panic = watchForPanic(qemuProcess)
 
   let peer: Peer | undefined
@@ -318,9 +318,9 @@ function bootTimeout(ms: number, o: ResolvedOptions, qemu: QemuProcess): VmtestE
   )
 }
 
-function crashError(exit: QemuExit, qemu: QemuProcess, panic: PanicWatch, running: Set<string>, info: GuestInfo, started: number): VmtestError {
+function crashError(exit: QemuExit, qemu: QemuProcess, panic: PanicWatch, running: Map<number, string>, info: GuestInfo, started: number): VmtestError {
   const when = `${((Date.now() - started) / 1000).toFixed(1)} s after boot`
-  const during = running.size > 0 ? ` while running ${[...running].map((c) => `\`${c}\``).join(', ')}` : ''
+  const during = running.size > 0 ? ` while running ${[...running.values()].map((c) => `\`${c}\``).join(', ')}` : ''
   if (panic.line) {
     return new VmtestError('VMTEST_GUEST_PANIC', 'command', `Guest kernel panicked${during} (${info.release}, ${when}): ${panic.line}\n${consoleTail(qemu)}`)
   }

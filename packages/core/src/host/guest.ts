@@ -65,8 +65,8 @@ export interface GuestLink {
   log: KernelLog
   info: GuestInfo
   cwd: string
-  /** Commands now running, named in a crash message. */
-  running: Set<string>
+  /** Commands now running by id, named in a crash message. */
+  running: Map<number, string>
   shutdown(): Promise<void>
 }
 
@@ -133,7 +133,7 @@ export class Guest {
       kill('SIGKILL')
     }
     options.signal?.addEventListener('abort', onAbort, { once: true })
-    running.add(command)
+    running.set(id, command)
     const exit = peer.call<ExecExit>('exec.start', {
       id,
       command,
@@ -163,16 +163,18 @@ export class Guest {
         kernelLog: log.since(mark),
       }),
       (error: Error) => {
-        throw isVmtestError(error) ? error : new VmtestError('VMTEST_REMOTE', 'command', `Cannot run \`${command}\` in the guest: ${error.message}`, { cause: error })
+        if (isVmtestError(error)) throw error
+        // /tmp and /run are the guest's own tmpfs: a host dir there exists in the guest only as the shared dir.
+        const hint = /working directory \/(tmp|run)\//.test(error.message) ? ' (/tmp and /run are the guest\'s own; share the dir with `shared` or pick another `cwd`)' : ''
+        throw new VmtestError('VMTEST_REMOTE', 'command', `Cannot run \`${command}\` in the guest: ${error.message}${hint}`, { cause: error })
       },
     )
-    result.then(
-      () => {},
-      () => {},
-    ).finally(() => {
-      running.delete(command)
-      options.signal?.removeEventListener('abort', onAbort)
-    })
+    void result
+      .finally(() => {
+        running.delete(id)
+        options.signal?.removeEventListener('abort', onAbort)
+      })
+      .catch(() => {}) // the caller gets the error from `settled`
     // exec collects the output and decides; a bare spawn rejects like exec would.
     const settled = options.reject === false ? result : result.then((r) => (throwIfFailed(r, options.timeout), r))
     return new GuestProcess(stdin, stdout, stderr, kill, settled)
@@ -183,8 +185,13 @@ export class Guest {
     const stream = channelReadable(this.link.peer, channel)
     const chunks: Buffer[] = []
     stream.on('data', (c: Buffer) => chunks.push(c))
-    const ended = new Promise((resolve, reject) => stream.on('end', resolve).on('error', reject))
-    await this.control('file.read', { path, channel }, `read ${path}`)
+    const ended = new Promise((resolve) => stream.on('end', resolve))
+    try {
+      await this.control('file.read', { path, channel }, `read ${path}`)
+    } catch (error) {
+      this.link.peer.cancelChannel(channel)
+      throw error
+    }
     await ended
     return Buffer.concat(chunks)
   }
