@@ -12,6 +12,9 @@ import { execSignal, execStart } from './exec.js'
 import { fileRead, fileWrite } from './files.js'
 import { KmsgReader } from './kmsg.js'
 
+/** Left for init by lease.end: start a new lease instead of powering off. */
+const LEASE_RENEW_MARKER = '/run/vmtest/renew'
+
 function findPort(name: string): string {
   const base = '/sys/class/virtio-ports'
   for (const port of readdirSync(base)) {
@@ -84,6 +87,13 @@ function main(): void {
   })
   peer.handle('agent.shutdown', () => {
     setTimeout(powerOff, 50) // let the answer reach the port first
+    return {}
+  })
+  peer.handle('lease.end', () => {
+    // init sees the marker and starts the next lease in fresh namespaces; our
+    // PID namespace, and whatever this lease left running, ends with us.
+    writeFileSync(LEASE_RENEW_MARKER, '')
+    setTimeout(exitNow, 50)
     return {}
   })
 

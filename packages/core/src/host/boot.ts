@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs'
 import { AGENT_PORT_NAME, PROTOCOL_VERSION, type AgentHello, type KmsgRecord } from '../protocol/methods.js'
 import { Peer } from '../protocol/rpc.js'
 import { VmtestError, isVmtestError, tail } from './errors.js'
-import { Guest, type GuestInfo } from './guest.js'
+import { Guest, type GuestInfo, type GuestLink } from './guest.js'
 import { KernelLog } from './console/kernel-log.js'
 import { resolveOptions, type GuestOptions, type ResolvedOptions, type RootMode } from './options.js'
 import { cacheDir, keepCrashLog, makeGuestTempDir, removeGuestTempDir } from './paths.js'
@@ -26,6 +26,8 @@ import { QemuProcess, type QemuExit } from './qemu/process.js'
  * ≈1 s under KVM; the defaults leave room for a loaded CI machine. */
 const DEFAULT_BOOT_TIMEOUT_TCG_MS = 60_000
 const DEFAULT_BOOT_TIMEOUT_KVM_MS = 20_000
+/** lease.end is answered at once; a longer wait means a wedged agent. */
+const LEASE_END_TIMEOUT_MS = 10_000
 /** close(): how long the guest gets to power off before QEMU is killed. */
 const POWEROFF_TIMEOUT_MS = 3000
 /** Console lines quoted in boot and crash errors. */
@@ -80,7 +82,7 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
   const running = new Map<number, string>()
   const panic = watchForPanic(qemuProcess)
 
-  let peer: Peer | undefined
+  let link: AgentLink | undefined
   let closing = false
   const cleanup = async () => {
     await qemuProcess.kill()
@@ -95,11 +97,8 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
     const connected = new Promise<Socket>((ok) => server.once('connection', ok))
     hello = await bounded(
       connected.then((socket) => {
-        peer = attach(socket, log, qemuProcess)
-        return new Promise<AgentHello>((ok, fail) => {
-          peer!.on('agent.hello', ok)
-          peer!.onClose(fail)
-        })
+        link = attach(socket, log, qemuProcess)
+        return helloOn(link.peer)
       }),
       // Only an exit during the boot is a boot failure; a later one is handled below.
       qemuProcess.exited.then((exit) => (booted ? new Promise<never>(() => {}) : Promise.reject(bootFailure(exit, qemuProcess, panic, root, chosen.path)))),
@@ -129,25 +128,35 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
     bootId: hello.bootId,
     qemuPid: qemuProcess.pid!,
   }
-  const livePeer = peer!
+  const agent = link!
   qemuProcess.exited.then(async (exit) => {
-    if (closing) return livePeer.close(new VmtestError('VMTEST_GUEST_CLOSED', 'teardown', 'The guest was closed.'))
-    livePeer.close(crashError(exit, qemuProcess, panic, running, info, started))
+    if (closing) return agent.peer.close(new VmtestError('VMTEST_GUEST_CLOSED', 'teardown', 'The guest was closed.'))
+    agent.peer.close(crashError(exit, qemuProcess, panic, running, info, started))
     await cleanup() // nothing of a dead guest is worth keeping on disk
   })
-  return new Guest({
-    peer: livePeer,
+  const guestLink: GuestLink = {
+    peer: agent.peer,
     log,
     info,
     cwd: o.cwd,
     running,
     async shutdown() {
       closing = true
-      await livePeer.call('agent.shutdown', {}, { timeoutMs: POWEROFF_TIMEOUT_MS }).catch(() => {})
+      await agent.peer.call('agent.shutdown', {}, { timeoutMs: POWEROFF_TIMEOUT_MS }).catch(() => {})
       await qemuProcess.stop(POWEROFF_TIMEOUT_MS)
       await cleanup()
     },
-  })
+    async renewLease() {
+      const ended = new VmtestError('VMTEST_GUEST_CLOSED', 'command', 'The lease ended (guest.renewLease()) while this call was pending.')
+      await agent.peer.call('lease.end', {}, { timeoutMs: LEASE_END_TIMEOUT_MS })
+      const next = agent.renew(ended)
+      guestLink.peer = next
+      return bounded(helloOn(next), new Promise<never>(() => {}), bootTimeoutMs, () =>
+        new VmtestError('VMTEST_BOOT_TIMEOUT', 'boot', `The guest's agent did not come back within ${bootTimeoutMs} ms after its lease ended.\n${consoleTail(qemuProcess)}`),
+      )
+    },
+  }
+  return new Guest(guestLink)
 }
 
 async function inspect(path: string, source: string): Promise<KernelInfo> {
@@ -241,18 +250,45 @@ function commandLine(kernel: KernelInfo, o: ResolvedOptions, root: RootPlan): st
  * the panic, not the dropped connection, is what the user must be told. */
 const EXIT_AFTER_DISCONNECT_MS = 3000
 
-function attach(socket: Socket, log: KernelLog, qemu: QemuProcess): Peer {
-  const peer = new Peer((frame) => socket.write(frame))
-  socket.on('data', (chunk) => peer.receive(chunk))
+/** The agent's connection: one socket for the guest's life, one Peer per
+ * lease (a new agent speaks a new session on the same port). */
+interface AgentLink {
+  peer: Peer
+  /** Starts a new session; the old Peer is closed with `reason`. */
+  renew(reason: Error): Peer
+}
+
+function attach(socket: Socket, log: KernelLog, qemu: QemuProcess): AgentLink {
+  const newPeer = () => {
+    const peer = new Peer((frame) => socket.write(frame))
+    peer.on('kmsg', ({ records }: { records: KmsgRecord[] }) => log.add(records))
+    return peer
+  }
+  const link: AgentLink = {
+    peer: newPeer(),
+    renew(reason) {
+      link.peer.close(reason)
+      link.peer = newPeer()
+      return link.peer
+    },
+  }
+  socket.on('data', (chunk) => link.peer.receive(chunk))
   socket.on('error', () => {})
   socket.on('close', () => {
     const timer = setTimeout(() => {
-      peer.close(new VmtestError('VMTEST_GUEST_EXITED', 'command', `The guest agent's connection closed while QEMU kept running (the agent died?).\n${consoleTail(qemu)}`))
+      link.peer.close(new VmtestError('VMTEST_GUEST_EXITED', 'command', `The guest agent's connection closed while QEMU kept running (the agent died?).\n${consoleTail(qemu)}`))
     }, EXIT_AFTER_DISCONNECT_MS)
     qemu.exited.then(() => clearTimeout(timer))
   })
-  peer.on('kmsg', ({ records }: { records: KmsgRecord[] }) => log.add(records))
-  return peer
+  return link
+}
+
+/** Resolves with the agent's hello on `peer`, rejecting if the session closes first. */
+function helloOn(peer: Peer): Promise<AgentHello> {
+  return new Promise<AgentHello>((ok, fail) => {
+    peer.on('agent.hello', ok)
+    peer.onClose(fail)
+  })
 }
 
 interface PanicWatch {

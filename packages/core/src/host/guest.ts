@@ -2,7 +2,7 @@
 // running guest, all over the agent bridge.
 
 import { Readable, Writable } from 'node:stream'
-import type { ExecExit, KmsgRecord } from '../protocol/methods.js'
+import type { AgentHello, ExecExit, KmsgRecord } from '../protocol/methods.js'
 import type { Peer } from '../protocol/rpc.js'
 import { VmtestError, isVmtestError } from './errors.js'
 import { failureMessage, templateToCommand } from './command.js'
@@ -68,6 +68,8 @@ export interface GuestLink {
   /** Commands now running by id, named in a crash message. */
   running: Map<number, string>
   shutdown(): Promise<void>
+  /** Ends the lease and waits for the next agent's hello. */
+  renewLease(): Promise<AgentHello>
 }
 
 const DEFAULT_ENV = {
@@ -227,6 +229,18 @@ export class Guest {
   /** Brings the host's copy of the kernel log up to date; resolves with the taint mask. */
   async syncKernelLog(): Promise<{ tainted: number }> {
     return this.control('kernel.sync', {}, 'read the kernel log')
+  }
+
+  /**
+   * Starts a fresh lease without a reboot: every process earlier commands left
+   * running is killed, and the next commands see a fresh root layer (overlay
+   * mode: host files as after boot), /tmp and /run. Kernel-wide state (loaded
+   * modules, sysctls, taint, the kernel log) stays. Resolves with how long it took.
+   */
+  async renewLease(): Promise<{ ms: number }> {
+    const started = Date.now()
+    await this.link.renewLease()
+    return { ms: Date.now() - started }
   }
 
   /** Powers the guest off (then kills QEMU after a bounded wait) and removes its files. Safe to call twice. */

@@ -43,6 +43,9 @@ export interface HostToAgent {
   /** Forward every pending kernel log record now; answer with the taint mask. */
   'kernel.sync': { params: Record<string, never>; result: { tainted: number } }
   'agent.shutdown': { params: Record<string, never>; result: Record<string, never> }
+  /** End this lease: every process it started is killed and the next agent
+   * starts with a fresh root layer, /tmp and /run, then says hello again. */
+  'lease.end': { params: Record<string, never>; result: Record<string, never> }
 }
 
 export interface AgentHello {
