@@ -1,7 +1,7 @@
 // bootGuest(): from options to a running guest whose agent said hello.
 // Each step fails with an error that names the value and how to fix it.
 
-import { createServer, type Server, type Socket } from 'node:net'
+import { createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { resolve } from 'node:path'
 import { readFileSync } from 'node:fs'
