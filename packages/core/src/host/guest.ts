@@ -211,6 +211,11 @@ export class Guest {
     await send.catch(() => {})
   }
 
+  /** True once the guest is closed or dead: no call on it can succeed. */
+  get closed(): boolean {
+    return this.link.peer.closed !== undefined
+  }
+
   /** Kernel log lines since `mark` (default: since boot). */
   kernelLog(mark?: number): string[] {
     return this.link.log.linesSince(mark)

@@ -1,0 +1,157 @@
+// Guests shared by the files of a test run: a guest is booted once per
+// (kernel, options) and lent to one user at a time; between users it gets a
+// fresh lease (renewLease) instead of a reboot. A guest that died, or whose
+// kernel file changed, is never lent again.
+
+import { statSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { bootGuest } from '../boot.js'
+import type { Guest } from '../guest.js'
+import type { GuestOptions } from '../options.js'
+
+export interface GuestLease {
+  guest: Guest
+  /** True when this lease booted the guest (not a reuse). */
+  booted: boolean
+  /** Gives the guest back. It gets a fresh lease before its next user; `{ retire: true }` powers it off instead. */
+  release(options?: { retire?: boolean }): Promise<void>
+}
+
+interface PooledGuest {
+  key: string
+  guest: Guest
+  busy: boolean
+}
+
+export interface GuestPoolOptions {
+  /** Most guests alive at once (default 2). When full, a lease waits for a release. */
+  maxGuests?: number
+  /** Boots a guest; tests and the broker may wrap bootGuest. */
+  boot?: (options: GuestOptions) => Promise<Guest>
+}
+
+export class GuestPool {
+  private readonly guests: PooledGuest[] = []
+  private readonly waiters: Array<() => void> = []
+  private readonly maxGuests: number
+  private readonly boot: (options: GuestOptions) => Promise<Guest>
+  private closed = false
+  /** Boots started, for reports ("2 guests for 6 files"). */
+  boots = 0
+
+  constructor(options: GuestPoolOptions = {}) {
+    this.maxGuests = options.maxGuests ?? 2
+    this.boot = options.boot ?? bootGuest
+  }
+
+  async lease(options: GuestOptions = {}): Promise<GuestLease> {
+    const key = poolKey(options)
+    for (;;) {
+      if (this.closed) throw new Error('the guest pool is closed')
+      this.dropDead()
+      const idle = this.guests.find((g) => !g.busy && g.key === key)
+      if (idle) {
+        idle.busy = true
+        return this.lent(idle, false)
+      }
+      if (this.guests.length < this.maxGuests || this.retireOneIdle()) {
+        const slot: PooledGuest = { key, guest: undefined as unknown as Guest, busy: true }
+        this.guests.push(slot)
+        try {
+          this.boots++
+          slot.guest = await this.boot(options)
+        } catch (error) {
+          this.remove(slot)
+          throw error
+        }
+        return this.lent(slot, true)
+      }
+      await new Promise<void>((wake) => this.waiters.push(wake))
+    }
+  }
+
+  /** Powers off idle guests whose options key matches, e.g. when their kernel was rebuilt. */
+  async retire(match: (key: string) => boolean): Promise<void> {
+    const idle = this.guests.filter((g) => !g.busy && match(g.key))
+    await Promise.all(idle.map((g) => this.powerOff(g)))
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    await Promise.all(this.guests.map((g) => g.guest?.close()))
+    this.guests.length = 0
+    for (const wake of this.waiters.splice(0)) wake()
+  }
+
+  get size(): number {
+    return this.guests.length
+  }
+
+  private lent(entry: PooledGuest, booted: boolean): GuestLease {
+    let released = false
+    return {
+      guest: entry.guest,
+      booted,
+      release: async ({ retire = false } = {}) => {
+        if (released) return
+        released = true
+        if (retire || this.closed) return this.powerOff(entry)
+        try {
+          await entry.guest.renewLease()
+          entry.busy = false
+        } catch {
+          await this.powerOff(entry) // it died, or would not start a new lease: never lend it again
+        }
+        this.wakeOne()
+      },
+    }
+  }
+
+  private async powerOff(entry: PooledGuest): Promise<void> {
+    this.remove(entry)
+    await entry.guest.close().catch(() => {})
+    this.wakeOne()
+  }
+
+  /** Makes room by powering off an idle guest of another key; false if none is idle. */
+  private retireOneIdle(): boolean {
+    const idle = this.guests.find((g) => !g.busy)
+    if (!idle) return false
+    void this.powerOff(idle)
+    return true
+  }
+
+  /** Idle guests that died (QEMU killed, a panic after release) are forgotten, not lent. */
+  private dropDead(): void {
+    for (const g of [...this.guests]) if (!g.busy && g.guest.closed) void this.powerOff(g)
+  }
+
+  private remove(entry: PooledGuest): void {
+    const i = this.guests.indexOf(entry)
+    if (i >= 0) this.guests.splice(i, 1)
+  }
+
+  private wakeOne(): void {
+    this.waiters.shift()?.()
+  }
+}
+
+/** Guests are interchangeable when their options are equal and their kernel
+ * file is the same one (a rebuilt kernel has another size or mtime). */
+export function poolKey(options: GuestOptions): string {
+  const { onProgress: _progress, sources: _sources, ...rest } = options
+  let kernelId = ''
+  if (rest.kernel) {
+    try {
+      const stat = statSync(resolve(rest.kernel))
+      kernelId = `${stat.size}:${stat.mtimeMs}`
+    } catch {
+      kernelId = 'missing' // bootGuest will say so
+    }
+  }
+  return JSON.stringify({ ...sortKeys(rest), kernel: rest.kernel && resolve(rest.kernel), kernelId })
+}
+
+function sortKeys(value: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(value).sort(([a], [b]) => a.localeCompare(b)))
+}
