@@ -65,6 +65,18 @@ describe.skipIf(vmSkipReason)('guest lifecycle', () => {
     await guest.close()
   })
 
+  test('the agent killed inside the guest: the running call says the guest stopped, at once', async () => {
+    const guest = await bootGuest({ kernel: testKernel })
+    const agentPid = (await guest.exec('echo $PPID')).stdout.trim()
+    const started = Date.now()
+    const error = await guest.exec(`kill -9 ${agentPid}; sleep 600`).catch((e) => e)
+    expect(error.code).toBe('VMTEST_GUEST_EXITED')
+    expect(error.message).toMatch(/^The guest stopped while running `kill -9 \d+; sleep 600` \(QEMU exited with code 0, [\d.]+ s after boot\)/)
+    expect(Date.now() - started).toBeLessThan(15_000)
+    expect(alive(guest.info.qemuPid)).toBe(false)
+    await guest.close()
+  })
+
   test('orphans are reaped: no zombies after background jobs end', async () => {
     const guest = await bootGuest({ kernel: testKernel })
     try {
