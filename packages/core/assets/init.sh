@@ -76,7 +76,6 @@ lease() {
   if [ -n "$vmtest_shared_path" ] && [ ! -d "$R$vmtest_shared_path" ]; then
     mkdir -p "$R$vmtest_shared_path" && mount --bind $S/shared "$R$vmtest_shared_path"
   fi
-  i=0
   for_each_mount bind_mount
 
   mkdir -p $R/run/vmtest
