@@ -23,11 +23,12 @@ function findPort(name: string): string {
   throw new Error(`no virtio-serial port named ${name} under ${base}`)
 }
 
-/** The port as a libuv stream: non-blocking and polled with epoll, like
- * qemu-guest-agent does. A blocking write makes virtio_console spin in the
- * kernel with interrupts off until QEMU takes the buffer, which stalls the
- * whole guest whenever QEMU's side is briefly full; node has no public stream
- * type for a character device, hence the Pipe handle opened on our fd. */
+/** The port as a libuv stream: non-blocking and polled with epoll, as
+ * qemu-guest-agent does it. With blocking writes (and a blocking read on the
+ * same fd in another thread) the whole guest froze at 100% CPU in the middle of
+ * a 1 MB transfer: virtio_console's blocking write spins in the kernel, with
+ * interrupts off, until QEMU takes the buffer. Node has no public stream type
+ * for a character device, hence the Pipe handle opened on our fd. */
 function openPort(path: string): Socket {
   const fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK)
   const { Pipe, constants: pipeConstants } = (process as unknown as { binding(name: string): any }).binding('pipe_wrap')
