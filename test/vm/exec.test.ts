@@ -10,12 +10,19 @@ const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('h
 
 describe.skipIf(vmSkipReason)('exec in a real guest', () => {
   let guest: Guest
+  const progress: string[] = []
 
   beforeAll(async () => {
-    guest = await bootGuest({ kernel: testKernel })
+    guest = await bootGuest({ kernel: testKernel, onProgress: (line) => progress.push(line) })
   })
   afterAll(async () => {
     await guest?.close()
+  })
+
+  test('a boot reports its progress', () => {
+    expect(progress[0]).toMatch(/^booting [\w.-]+ with (kvm|tcg)/)
+    expect(progress).toContainEqual(expect.stringMatching(/^guest: root mounted \([\d.]+ s after kernel start\)$/))
+    expect(progress).toContainEqual(expect.stringMatching(/^guest: starting the agent/))
   })
 
   test('info describes the booted kernel', () => {

@@ -80,7 +80,13 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
   const qemuProcess = new QemuProcess(qemu, args, o.consoleLog ?? `${tempDir}/console.log`)
   const log = new KernelLog()
   const running = new Map<number, string>()
+  let booted = false
   const panic = watchForPanic(qemuProcess)
+  const progress = (line: string) => {
+    const step = /^vmtest-init: ([\d.]+) (.*)$/.exec(line)
+    if (step && !booted) o.onProgress(`guest: ${step[2]} (${step[1]} s after kernel start)`)
+  }
+  qemuProcess.onLine(progress)
 
   let link: AgentLink | undefined
   let closing = false
@@ -92,7 +98,6 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
 
   const bootTimeoutMs = o.bootTimeoutMs ?? (accel.accel === 'kvm' ? DEFAULT_BOOT_TIMEOUT_KVM_MS : DEFAULT_BOOT_TIMEOUT_TCG_MS)
   let hello: AgentHello
-  let booted = false
   try {
     const connected = new Promise<Socket>((ok) => server.once('connection', ok))
     hello = await bounded(
