@@ -8,7 +8,7 @@ const check = (name, ok, detail = '') => {
   console.log(`${ok ? 'PASS' : 'FAIL'}  ${name}${detail ? `  (${detail})` : ''}`)
 }
 
-console.log('booting a guest (a few seconds under emulation, under a second with KVM)...')
+console.log('booting a guest (several seconds under emulation, much less with KVM)...')
 const guest = await bootGuest({ onProgress: (line) => console.log(`  ${line}`) })
 try {
   const { release, accel, bootMs } = guest.info
