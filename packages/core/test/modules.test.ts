@@ -101,6 +101,19 @@ describe('planModules', () => {
     expect(plan.builtin).toEqual(['netfs'])
   })
 
+  it('finds kernel/ modules through modules.order, compressed or not, updates/ still first', async () => {
+    const dir = join(tmp, 'ordered')
+    write(join(dir, 'kernel/a/base.ko.xz'), ko('base', [])) // modules.order lists names as built: base.ko
+    write(join(dir, 'kernel/a/top.ko'), ko('top', ['base']))
+    write(join(dir, 'kernel/b/unlisted.ko'), ko('unlisted', []))
+    write(join(dir, 'updates/top.ko'), ko('top', ['base', 'unlisted']))
+    write(join(dir, 'modules.order'), 'kernel/a/base.ko\nkernel/a/top.ko\nkernel/gone/vanished.ko\n')
+    const plan = await planModules(dir, ['top', 'vanished'])
+    // unlisted.ko is found by the walk the missing name triggers; vanished.ko exists nowhere.
+    expect(plan.files).toEqual([join(dir, 'kernel/a/base.ko.xz'), join(dir, 'kernel/b/unlisted.ko'), join(dir, 'updates/top.ko')])
+    expect(plan).toMatchObject({ builtin: [], missing: ['vanished'] })
+  })
+
   it('prefers updates/ over kernel/ and reads compressed modules', async () => {
     const dir = join(tmp, 'compressed')
     write(join(dir, 'kernel/a/base.ko'), ko('base', []))

@@ -50,7 +50,18 @@ export async function readModinfo(file: string): Promise<{ name: string; depends
 
 /** Resolves requested modules and their dependencies to files in a loadable order. */
 export async function planModules(dir: string, names: readonly string[]): Promise<ModulePlan> {
-  const index = await indexTree(dir)
+  // modules.order names every module of kernel/ in one small file: reading it
+  // instead of walking the ≈4000-file tree takes a distro kernel's plan from
+  // ≈200 ms to a few ms on every boot. A name it cannot place on disk falls back
+  // to the walk, so both find the same files.
+  const quick = await indexFromOrder(dir)
+  let walked: Map<string, string> | undefined
+  const locate = async (key: string): Promise<string | undefined> => {
+    const listed = existingVariant(quick?.get(key))
+    if (listed) return listed
+    walked ??= await indexTree(dir, TREE_SUBDIRS)
+    return walked.get(key)
+  }
   const builtins = new Set((await readLines(join(dir, 'modules.builtin')))?.map(moduleName))
   const depmod = await readModulesDep(dir)
   const plan: ModulePlan = { files: [], builtin: [], missing: [] }
@@ -59,10 +70,12 @@ export async function planModules(dir: string, names: readonly string[]): Promis
     const key = normalize(name)
     if (seen.has(key)) return
     seen.add(key) // marked before recursing, so a dependency cycle cannot loop forever
-    const file = index.get(key)
     if (builtins.has(key)) {
       if (requested) plan.builtin.push(name)
-    } else if (!file) {
+      return
+    }
+    const file = await locate(key)
+    if (!file) {
       plan.missing.push(name)
     } else {
       for (const dep of depmod?.get(key) ?? (await readModinfo(file)).depends) await visit(dep, false)
@@ -80,10 +93,10 @@ export async function readModuleBytes(file: string): Promise<Buffer> {
   return compression ? decompress(data, compression) : data
 }
 
-/** Maps module name to file for the whole tree, walked once; earlier subdirs win. */
-async function indexTree(dir: string): Promise<Map<string, string>> {
+/** Maps module name to file for the trees under `subdirs`, walked once; earlier subdirs win. */
+async function indexTree(dir: string, subdirs: readonly string[]): Promise<Map<string, string>> {
   const index = new Map<string, string>()
-  for (const sub of TREE_SUBDIRS) {
+  for (const sub of subdirs) {
     const root = join(dir, sub)
     if (!isDir(root)) continue
     for (const rel of (await readdir(root, { recursive: true })).sort()) {
@@ -93,6 +106,26 @@ async function indexTree(dir: string): Promise<Map<string, string>> {
     }
   }
   return index
+}
+
+/** updates/ and extra/ walked (they override kernel/), kernel/ as modules.order
+ * lists it (paths as built, maybe without the compression suffix); undefined
+ * without a modules.order. */
+async function indexFromOrder(dir: string): Promise<Map<string, string> | undefined> {
+  const order = await readLines(join(dir, 'modules.order'))
+  if (!order) return undefined
+  const index = await indexTree(dir, TREE_SUBDIRS.filter((sub) => sub !== 'kernel'))
+  for (const rel of order) {
+    const name = moduleName(rel)
+    if (!index.has(name)) index.set(name, resolve(dir, rel.trim()))
+  }
+  return index
+}
+
+/** The file on disk for a listed module path: as listed, or compressed. */
+function existingVariant(path: string | undefined): string | undefined {
+  if (!path) return undefined
+  return ['', '.xz', '.zst', '.gz'].map((suffix) => path + suffix).find((file) => statSync(file, { throwIfNoEntry: false })?.isFile())
 }
 
 /** Parses modules.dep ("path: dep-path dep-path") into name → dependency names, if depmod ran. */
