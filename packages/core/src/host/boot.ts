@@ -105,10 +105,10 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
         link = attach(socket, log, qemuProcess)
         return helloOn(link.peer)
       }),
-      // Only an exit during the boot is a boot failure; a later one is handled below.
-      qemuProcess.exited.then((exit) => (booted ? new Promise<never>(() => {}) : Promise.reject(bootFailure(exit, qemuProcess, panic, root, chosen.path)))),
       bootTimeoutMs,
       () => bootTimeout(bootTimeoutMs, o, qemuProcess),
+      // Only an exit during the boot is a boot failure; a later one is handled below.
+      qemuProcess.exited.then((exit) => (booted ? new Promise<never>(() => {}) : Promise.reject(bootFailure(exit, qemuProcess, panic, root, chosen.path)))),
     )
     booted = true
     if (hello.version !== PROTOCOL_VERSION) {
@@ -156,7 +156,7 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
       await agent.peer.call('lease.end', {}, { timeoutMs: LEASE_END_TIMEOUT_MS })
       const next = agent.renew(ended)
       guestLink.peer = next
-      return bounded(helloOn(next), new Promise<never>(() => {}), bootTimeoutMs, () =>
+      return bounded(helloOn(next), bootTimeoutMs, () =>
         new VmtestError('VMTEST_BOOT_TIMEOUT', 'boot', `The guest's agent did not come back within ${bootTimeoutMs} ms after its lease ended.\n${consoleTail(qemuProcess)}`),
       )
     },
@@ -369,12 +369,12 @@ function crashError(exit: QemuExit, qemu: QemuProcess, panic: PanicWatch, runnin
   return new VmtestError('VMTEST_GUEST_EXITED', 'command', `The guest stopped${during} (${how}, ${when}).\n${consoleTail(qemu)}`)
 }
 
-/** Resolves with `work`, or rejects with `failed`'s error or `onTimeout()` after `ms`. */
-async function bounded<T>(work: Promise<T>, failed: Promise<never>, ms: number, onTimeout: () => Error): Promise<T> {
+/** Resolves with `work`, or rejects with `onTimeout()` after `ms`, or with the error of any of `failures`. */
+async function bounded<T>(work: Promise<T>, ms: number, onTimeout: () => Error, ...failures: Promise<never>[]): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined
   const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(onTimeout()), ms)))
   try {
-    return await Promise.race([work, failed, timeout])
+    return await Promise.race([work, timeout, ...failures])
   } finally {
     clearTimeout(timer)
   }
