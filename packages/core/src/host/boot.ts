@@ -7,6 +7,7 @@ import { resolve } from 'node:path'
 import { readFileSync } from 'node:fs'
 import { AGENT_PORT_NAME, PROTOCOL_VERSION, type AgentHello, type KmsgRecord } from '../protocol/methods.js'
 import { Peer } from '../protocol/rpc.js'
+import { FrameSplitter } from '../protocol/framing.js'
 import { VmtestError, isVmtestError, tail } from './errors.js'
 import { Guest, type GuestInfo, type GuestLink } from './guest.js'
 import { KernelLog } from './console/kernel-log.js'
@@ -90,6 +91,7 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
 
   let link: AgentLink | undefined
   let closing = false
+  let renewing = false
   const cleanup = async () => {
     await qemuProcess.kill()
     server.close()
@@ -147,21 +149,49 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
     running,
     async shutdown() {
       closing = true
-      await agent.peer.call('agent.shutdown', {}, { timeoutMs: POWEROFF_TIMEOUT_MS }).catch(() => {})
+      // Between leases no agent listens: nothing to sync, QEMU is stopped at once.
+      if (!renewing) await agent.peer.call('agent.shutdown', {}, { timeoutMs: POWEROFF_TIMEOUT_MS }).catch(() => {})
       await qemuProcess.stop(POWEROFF_TIMEOUT_MS)
       await cleanup()
     },
     async renewLease() {
       const ended = new VmtestError('VMTEST_GUEST_CLOSED', 'command', 'The lease ended (guest.renewLease()) while this call was pending.')
-      await agent.peer.call('lease.end', {}, { timeoutMs: LEASE_END_TIMEOUT_MS })
-      const next = agent.renew(ended)
-      guestLink.peer = next
-      return bounded(helloOn(next), bootTimeoutMs, () =>
-        new VmtestError('VMTEST_BOOT_TIMEOUT', 'boot', `The guest's agent did not come back within ${bootTimeoutMs} ms after its lease ended.\n${consoleTail(qemuProcess)}`),
-      )
+      renewing = true
+      try {
+        await agent.peer.call('lease.end', {}, { timeoutMs: LEASE_END_TIMEOUT_MS })
+        const next = agent.renew(ended)
+        guestLink.peer = next
+        return await bounded(helloOn(next), bootTimeoutMs, () =>
+          new VmtestError('VMTEST_BOOT_TIMEOUT', 'boot', `The guest's agent did not come back within ${bootTimeoutMs} ms after its lease ended.\n${consoleTail(qemuProcess)}`),
+        )
+      } finally {
+        renewing = false
+      }
     },
   }
-  return new Guest(guestLink)
+  const guest = new Guest(guestLink)
+  relays.set(guest, (toClient) => agent.relay(toClient))
+  return guest
+}
+
+/** A guest's agent link lent to a client that speaks the agent protocol itself
+ * (a test worker, through the broker): frames pass through whole, both ways. */
+export interface GuestRelay {
+  /** Passes one whole frame from the client to the agent. */
+  toAgent(frame: Buffer): void
+  /** Settles with the error that ended this lease's session (a crash, a shutdown). */
+  closed: Promise<Error>
+  /** Takes the link back: frames from the agent reach this host again. */
+  detach(): void
+}
+
+const relays = new WeakMap<Guest, (toClient: (frame: Buffer) => void) => GuestRelay>()
+
+/** Lends `guest`'s current lease to `toClient` until detach(); then renewLease() it. */
+export function relayGuest(guest: Guest, toClient: (frame: Buffer) => void): GuestRelay {
+  const relay = relays.get(guest)
+  if (!relay) throw new Error('relayGuest: not a guest booted by bootGuest()')
+  return relay(toClient)
 }
 
 async function inspect(path: string, source: string): Promise<KernelInfo> {
@@ -255,20 +285,28 @@ function commandLine(kernel: KernelInfo, o: ResolvedOptions, root: RootPlan): st
  * the panic, not the dropped connection, is what the user must be told. */
 const EXIT_AFTER_DISCONNECT_MS = 3000
 
+/** Our calls on the agent link are numbered from here, above any a relayed
+ * client will use, so a late answer to the client is never taken for ours. */
+const HOST_FIRST_CALL_ID = 2 ** 30
+
 /** The agent's connection: one socket for the guest's life, one Peer per
  * lease (a new agent speaks a new session on the same port). */
 interface AgentLink {
   peer: Peer
   /** Starts a new session; the old Peer is closed with `reason`. */
   renew(reason: Error): Peer
+  relay(toClient: (frame: Buffer) => void): GuestRelay
 }
 
 function attach(socket: Socket, log: KernelLog, qemu: QemuProcess): AgentLink {
   const newPeer = () => {
-    const peer = new Peer((frame) => socket.write(frame))
+    const peer = new Peer((frame) => socket.write(frame), { firstCallId: HOST_FIRST_CALL_ID })
     peer.on('kmsg', ({ records }: { records: KmsgRecord[] }) => log.add(records))
     return peer
   }
+  // Frames, not bytes, are routed, so the link can change hands between two frames.
+  const splitter = new FrameSplitter()
+  let relayTo: ((frame: Buffer) => void) | undefined
   const link: AgentLink = {
     peer: newPeer(),
     renew(reason) {
@@ -276,8 +314,27 @@ function attach(socket: Socket, log: KernelLog, qemu: QemuProcess): AgentLink {
       link.peer = newPeer()
       return link.peer
     },
+    relay(toClient) {
+      relayTo = toClient
+      const peer = link.peer
+      return {
+        toAgent: (frame) => void (relayTo === toClient && socket.write(frame)),
+        closed: new Promise<Error>((resolve) => peer.onClose(resolve)),
+        detach: () => void (relayTo === toClient && (relayTo = undefined)),
+      }
+    },
   }
-  socket.on('data', (chunk) => link.peer.receive(chunk))
+  socket.on('data', (chunk) => {
+    let frames: Buffer[]
+    try {
+      frames = splitter.push(chunk)
+    } catch (error) {
+      link.peer.close(error as Error)
+      socket.destroy()
+      return
+    }
+    for (const frame of frames) (relayTo ?? ((f: Buffer) => link.peer.receive(f)))(frame)
+  })
   socket.on('error', () => {})
   socket.on('close', () => {
     const timer = setTimeout(() => {

@@ -6,6 +6,7 @@ const BRAND = Symbol.for('vmtest.error')
 
 export type VmtestErrorCode =
   | 'VMTEST_OPTION_INVALID'
+  | 'VMTEST_CONFIG_INVALID' | 'VMTEST_TARGET_UNKNOWN'
   | 'VMTEST_QEMU_NOT_FOUND'
   | 'VMTEST_QEMU_FAILED'
   | 'VMTEST_KERNEL_NOT_FOUND'
@@ -20,6 +21,8 @@ export type VmtestErrorCode =
   | 'VMTEST_COMMAND_FAILED'
   | 'VMTEST_GUEST_CLOSED'
   | 'VMTEST_REMOTE'
+  | 'VMTEST_KERNEL_SPLAT'
+  | 'VMTEST_KERNEL_TAINTED'
 
 export type VmtestPhase = 'config' | 'launch' | 'boot' | 'handshake' | 'command' | 'teardown'
 

@@ -28,6 +28,8 @@ export interface ExecOptions {
   reject?: boolean
   /** 'buffer' gives stdout/stderr as Buffers. */
   encoding?: 'utf8' | 'buffer'
+  /** Each chunk of output as it arrives (exec; spawn has the streams). */
+  onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void
 }
 
 export interface ExecResult<T extends string | Buffer = string> {
@@ -95,8 +97,8 @@ export class Guest {
     const process = this.start(command, { ...options, reject: false }, options.input !== undefined)
     const out: Buffer[] = []
     const err: Buffer[] = []
-    process.stdout.on('data', (c: Buffer) => out.push(c))
-    process.stderr.on('data', (c: Buffer) => err.push(c))
+    process.stdout.on('data', (c: Buffer) => (out.push(c), options.onOutput?.('stdout', c)))
+    process.stderr.on('data', (c: Buffer) => (err.push(c), options.onOutput?.('stderr', c)))
     const result = await process
     const decode = (chunks: Buffer[]) => (options.encoding === 'buffer' ? Buffer.concat(chunks) : Buffer.concat(chunks).toString('utf8'))
     const full = { ...result, stdout: decode(out), stderr: decode(err) }
@@ -214,6 +216,11 @@ export class Guest {
   /** True once the guest is closed or dead: no call on it can succeed. */
   get closed(): boolean {
     return this.link.peer.closed !== undefined
+  }
+
+  /** Why the guest is closed (a panic, QEMU's exit, close()); undefined while it runs. */
+  get closeReason(): Error | undefined {
+    return this.link.peer.closed
   }
 
   /** Kernel log lines since `mark` (default: since boot). */

@@ -2,6 +2,7 @@
 // validator whose messages name the option and where its value came from.
 
 import { isAbsolute, resolve } from 'node:path'
+import { levenshtein } from './did-you-mean.js'
 import { VmtestError } from './errors.js'
 
 export type RootMode = 'overlay' | 'ro' | 'rw'
@@ -135,18 +136,4 @@ function describe(value: unknown): string {
   // String() for numbers: JSON.stringify writes NaN and Infinity as null, and throws on a bigint.
   const text = typeof value === 'number' || typeof value === 'bigint' ? String(value) : JSON.stringify(value)
   return typeof value === 'string' ? `'${value}'` : `${text} (${typeof value})`
-}
-
-function levenshtein(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i)
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]
-    row[0] = i
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1))
-      prev = cur
-    }
-  }
-  return row[b.length]
 }

@@ -43,24 +43,25 @@ export function encodeData(channel: number, data: Uint8Array): Buffer {
   return Buffer.concat([head, data])
 }
 
-/** Reassembles frames from chunks of any size. Throws ProtocolError on a bad
- * length or kind; after that the stream is unusable. */
-export class FrameDecoder {
+/** Cuts a byte stream into whole frames (length header included) without
+ * decoding them: what a relay needs to pass frames on and to switch
+ * destinations between two frames, never inside one. Throws ProtocolError on a
+ * bad length; after that the stream is unusable. */
+export class FrameSplitter {
   private chunks: Buffer[] = []
   private buffered = 0
 
-  push(chunk: Buffer): Frame[] {
+  push(chunk: Buffer): Buffer[] {
     this.chunks.push(chunk)
     this.buffered += chunk.length
-    const frames: Frame[] = []
+    const frames: Buffer[] = []
     while (this.buffered >= 4) {
       const length = this.peekLength()
       if (length < 1 || length > MAX_FRAME_BYTES) {
         throw new ProtocolError(`frame length ${length} is outside 1..${MAX_FRAME_BYTES}: the peer is not speaking the vmtest protocol`)
       }
       if (this.buffered < 4 + length) break
-      const body = this.take(4 + length).subarray(4)
-      frames.push(decodeBody(body))
+      frames.push(this.take(4 + length))
     }
     return frames
   }
@@ -88,6 +89,21 @@ export class FrameDecoder {
     }
     this.buffered -= n
     return out
+  }
+}
+
+/** Reassembles frames from chunks of any size. Throws ProtocolError on a bad
+ * length or kind; after that the stream is unusable. */
+export class FrameDecoder {
+  private readonly splitter = new FrameSplitter()
+
+  push(chunk: Buffer): Frame[] {
+    return this.splitter.push(chunk).map((frame) => decodeBody(frame.subarray(4)))
+  }
+
+  /** Bytes of an incomplete frame still waiting for the rest. */
+  get pending(): number {
+    return this.splitter.pending
   }
 }
 

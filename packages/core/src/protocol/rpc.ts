@@ -44,11 +44,18 @@ export class Peer {
   private readonly eventHandlers = new Map<string, EventHandler[]>()
   private readonly sinks = new Map<number, ChannelSink>()
   private readonly credits = new Map<number, Credit>()
-  private nextCallId = 1
+  private nextCallId: number
   private closedWith: Error | undefined
   private readonly closeListeners: Array<(error: Error) => void> = []
 
-  constructor(private readonly write: (frame: Buffer) => void) {
+  /** `firstCallId`: where this end numbers its calls. Two ends that take turns
+   * on one link (a relay's client, then the relay itself) use disjoint ranges,
+   * so a late answer to one is never taken for an answer to the other. */
+  constructor(
+    private readonly write: (frame: Buffer) => void,
+    options: { firstCallId?: number } = {},
+  ) {
+    this.nextCallId = options.firstCallId ?? 1
     this.on('channel.ack', ({ channel, bytes }: { channel: number; bytes: number }) => {
       const credit = this.credits.get(channel)
       if (!credit) return

@@ -19,8 +19,11 @@ export interface GuestLease {
 
 interface PooledGuest {
   key: string
+  /** The kernel file this guest booted, to retire it once that file is rebuilt. */
+  kernel?: string
   guest: Guest
-  busy: boolean
+  /** busy: lent or booting; renewing: back from a user, getting a fresh lease. */
+  state: 'busy' | 'renewing' | 'idle'
 }
 
 export interface GuestPoolOptions {
@@ -46,16 +49,20 @@ export class GuestPool {
 
   async lease(options: GuestOptions = {}): Promise<GuestLease> {
     const key = poolKey(options)
+    const kernel = options.kernel && resolve(options.kernel)
     for (;;) {
       if (this.closed) throw new Error('the guest pool is closed')
       this.dropDead()
-      const idle = this.guests.find((g) => !g.busy && g.key === key)
+      this.dropStale(kernel, key)
+      const idle = this.guests.find((g) => g.state === 'idle' && g.key === key)
       if (idle) {
-        idle.busy = true
+        idle.state = 'busy'
         return this.lent(idle, false)
       }
-      if (this.guests.length < this.maxGuests || this.retireOneIdle()) {
-        const slot: PooledGuest = { key, guest: undefined as unknown as Guest, busy: true }
+      // A guest of this key is about to be free: wait for it rather than boot another.
+      const renewing = this.guests.some((g) => g.state === 'renewing' && g.key === key)
+      if (!renewing && (this.guests.length < this.maxGuests || this.retireOneIdle())) {
+        const slot: PooledGuest = { key, kernel, guest: undefined as unknown as Guest, state: 'busy' }
         this.guests.push(slot)
         try {
           this.boots++
@@ -72,7 +79,7 @@ export class GuestPool {
 
   /** Powers off idle guests whose options key matches, e.g. when their kernel was rebuilt. */
   async retire(match: (key: string) => boolean): Promise<void> {
-    const idle = this.guests.filter((g) => !g.busy && match(g.key))
+    const idle = this.guests.filter((g) => g.state === 'idle' && match(g.key))
     await Promise.all(idle.map((g) => this.powerOff(g)))
   }
 
@@ -80,7 +87,7 @@ export class GuestPool {
     this.closed = true
     await Promise.all(this.guests.map((g) => g.guest?.close()))
     this.guests.length = 0
-    for (const wake of this.waiters.splice(0)) wake()
+    this.wakeAll()
   }
 
   get size(): number {
@@ -96,26 +103,27 @@ export class GuestPool {
         if (released) return
         released = true
         if (retire || this.closed) return this.powerOff(entry)
+        entry.state = 'renewing'
         try {
           await entry.guest.renewLease()
-          entry.busy = false
+          entry.state = 'idle'
         } catch {
           await this.powerOff(entry) // it died, or would not start a new lease: never lend it again
         }
-        this.wakeOne()
+        this.wakeAll()
       },
     }
   }
 
   private async powerOff(entry: PooledGuest): Promise<void> {
     this.remove(entry)
+    this.wakeAll() // its slot is free
     await entry.guest.close().catch(() => {})
-    this.wakeOne()
   }
 
   /** Makes room by powering off an idle guest of another key; false if none is idle. */
   private retireOneIdle(): boolean {
-    const idle = this.guests.find((g) => !g.busy)
+    const idle = this.guests.find((g) => g.state === 'idle')
     if (!idle) return false
     void this.powerOff(idle)
     return true
@@ -123,7 +131,13 @@ export class GuestPool {
 
   /** Idle guests that died (QEMU killed, a panic after release) are forgotten, not lent. */
   private dropDead(): void {
-    for (const g of [...this.guests]) if (!g.busy && g.guest.closed) void this.powerOff(g)
+    for (const g of [...this.guests]) if (g.state === 'idle' && g.guest.closed) void this.powerOff(g)
+  }
+
+  /** Idle guests of a kernel file that has changed since they booted (a rebuild) will never be lent again. */
+  private dropStale(kernel: string | undefined, key: string): void {
+    if (!kernel) return
+    for (const g of [...this.guests]) if (g.state === 'idle' && g.kernel === kernel && stale(g.key, key)) void this.powerOff(g)
   }
 
   private remove(entry: PooledGuest): void {
@@ -131,8 +145,9 @@ export class GuestPool {
     if (i >= 0) this.guests.splice(i, 1)
   }
 
-  private wakeOne(): void {
-    this.waiters.shift()?.()
+  /** Every waiter looks again: a freed slot, an idle guest or a finished renewal may each serve a different one. */
+  private wakeAll(): void {
+    for (const wake of this.waiters.splice(0)) wake()
   }
 }
 
@@ -150,6 +165,11 @@ export function poolKey(options: GuestOptions): string {
     }
   }
   return JSON.stringify({ ...sortKeys(rest), kernel: rest.kernel && resolve(rest.kernel), kernelId })
+}
+
+/** Two keys of one kernel path with another file identity: the file was rebuilt since the old one booted. */
+function stale(oldKey: string, newKey: string): boolean {
+  return (JSON.parse(oldKey) as { kernelId: string }).kernelId !== (JSON.parse(newKey) as { kernelId: string }).kernelId
 }
 
 function sortKeys(value: Record<string, unknown>): Record<string, unknown> {

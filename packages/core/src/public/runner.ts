@@ -1,0 +1,11 @@
+// What the Vitest and Jest environments build on: the run's guest broker, one
+// session per test file, the `guest` object, and option layering.
+export { FileSession, type SessionOptions } from '../runner/session.js'
+export { createGuestFacade, type GuestFacade, type FacadeHost } from '../runner/facade.js'
+export { kernelVerdict, kernelLogNote } from '../runner/kernel-report.js'
+export { leaseGuest, startBroker, stopBroker, type LeaseRequest, type RemoteLease } from '../host/broker/client.js'
+export { parseDocblock, type FileDirectives } from '../config/docblock.js'
+export { mergeLayers, fileLayers, type OptionLayer, type RunnerOptions, type MergedOptions } from '../config/merge.js'
+export { loadVmtestToml, findTarget, targetToGuestOptions, type VmtestTarget, type VmtestConfig } from '../config/vmtest-toml.js'
+export { chooseKernel } from '../host/kernel/resolve.js'
+export { cacheDir } from '../host/paths.js'

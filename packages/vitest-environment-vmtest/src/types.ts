@@ -1,0 +1,3 @@
+// Types a test may want next to `guest`.
+export type { GuestFacade } from '@vmtest/core/runner'
+export type { ExecOptions, ExecResult, GuestInfo } from '@vmtest/core'
