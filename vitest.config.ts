@@ -23,6 +23,17 @@ export default defineConfig({
           sequence: { groupOrder: 1 },
         },
       },
+      {
+        // Real `vitest`/`jest` runs on fixture projects; each boots its own guests, so one at a time.
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/*.test.ts'],
+          testTimeout: 600_000,
+          hookTimeout: 60_000,
+          maxWorkers: 1,
+          sequence: { groupOrder: 2 },
+        },
+      },
     ],
   },
 })

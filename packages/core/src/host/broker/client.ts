@@ -43,7 +43,9 @@ export async function leaseGuest(request: LeaseRequest): Promise<RemoteLease> {
   const peer = new Peer((frame) => socket.write(frame))
   peer.on('kmsg', ({ records }: { records: KmsgRecord[] }) => log.add(records))
   peer.on(PROGRESS_EVENT, ({ message }: { message: string }) => request.onProgress?.(message))
-  peer.on(GUEST_EXIT_EVENT, (error: WireVmtestError) => peer.close(fromWire(error)))
+  // The broker saw the guest die; only we know which commands were running.
+  const running = new Map<number, string>()
+  peer.on(GUEST_EXIT_EVENT, (error: WireVmtestError) => peer.close(fromWire(withRunning(error, running))))
   socket.on('data', (chunk) => peer.receive(chunk))
   socket.on('error', () => {})
   const gone = new Promise<void>((resolve) =>
@@ -75,7 +77,7 @@ export async function leaseGuest(request: LeaseRequest): Promise<RemoteLease> {
     log,
     info: result.info as GuestInfo,
     cwd: params.options.cwd!,
-    running: new Map(),
+    running,
     shutdown: release,
     renewLease: () => Promise.reject(new VmtestError('VMTEST_OPTION_INVALID', 'command', 'renewLease() is done by the broker between test files; a leased guest cannot renew itself.')),
   })
@@ -151,6 +153,13 @@ function tryConnect(path: string): Promise<Socket | undefined> {
     })
     socket.once('error', () => resolve(undefined))
   })
+}
+
+function withRunning(error: WireVmtestError, running: Map<number, string>): WireVmtestError {
+  if (running.size === 0) return error
+  const [first, ...rest] = error.message.split('\n')
+  const commands = [...running.values()].map((c) => `\`${c}\``).join(', ')
+  return { ...error, message: [`${first.replace(/[.:]?$/, '')} (while running ${commands})`, ...rest].join('\n') }
 }
 
 function fromWire(error: WireVmtestError): VmtestError {

@@ -1,0 +1,82 @@
+// Runs the real `vitest` CLI on a fixture project and reads its JSON report.
+
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { execa } from 'execa'
+import { testKernel } from '../utils/vm-env.js'
+
+const here = dirname(fileURLToPath(import.meta.url))
+export const fixtures = join(here, 'fixtures')
+const vitestBin = resolve(here, '../../node_modules/vitest/vitest.mjs')
+
+export interface TestOutcome {
+  file: string
+  title: string
+  status: 'passed' | 'failed' | 'skipped' | 'pending' | 'todo'
+  message: string
+  durationMs: number
+}
+
+export interface VitestRun {
+  exitCode: number | undefined
+  tests: TestOutcome[]
+  /** Per file: the error that failed it outside a test (e.g. a bad option), and how long it took. */
+  files: Array<{ file: string; message: string; durationMs: number }>
+  stdout: string
+  stderr: string
+  /** What the fixture's tests wrote to VMTEST_E2E_OUT. */
+  out: string
+  wallMs: number
+}
+
+export function kernelModules(): string {
+  // .../boot/vmlinuz-R -> .../lib/modules/R
+  const release = testKernel!.replace(/^.*vmlinuz-/, '')
+  return resolve(dirname(testKernel!), '..', 'lib', 'modules', release)
+}
+
+/** Puts a copy of the test kernel at <fixture>/kernels/bzImage (a file a test may rebuild, i.e. touch). */
+export function fixtureKernel(fixture: string): string {
+  const path = join(fixtures, fixture, 'kernels', 'bzImage')
+  mkdirSync(dirname(path), { recursive: true })
+  cpSync(testKernel!, path)
+  return path
+}
+
+export function e2eEnv(out: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { VMTEST_E2E_KERNEL: testKernel!, VMTEST_E2E_MODULES: kernelModules(), VMTEST_E2E_OUT: out, ...extra }
+}
+
+export function outDir(): string {
+  return mkdtempSync(join(tmpdir(), 'vmtest-e2e-out-'))
+}
+
+export async function runVitest(fixture: string, options: { env?: Record<string, string>; args?: string[] } = {}): Promise<VitestRun> {
+  const out = options.env?.VMTEST_E2E_OUT ?? outDir()
+  const report = join(out, 'report.json')
+  const started = Date.now()
+  const result = await execa(process.execPath, [vitestBin, 'run', '--reporter=json', `--outputFile=${report}`, ...(options.args ?? [])], {
+    cwd: join(fixtures, fixture),
+    env: { ...e2eEnv(out), ...options.env, CI: '' , FORCE_COLOR: '0' },
+    reject: false,
+    timeout: 600_000,
+  })
+  const wallMs = Date.now() - started
+  let json: { testResults: Array<{ name: string; message?: string; startTime: number; endTime: number; assertionResults: Array<{ title: string; status: TestOutcome['status']; failureMessages: string[]; duration?: number }> }> }
+  try {
+    json = JSON.parse(readFileSync(report, 'utf8'))
+  } catch {
+    throw new Error(`vitest wrote no report (exit ${result.exitCode}):\n${result.stdout}\n${result.stderr}`)
+  }
+  const tests = json.testResults.flatMap((file) =>
+    file.assertionResults.map((t) => ({ file: file.name.replace(/^.*\//, ''), title: t.title, status: t.status, message: t.failureMessages.join('\n'), durationMs: t.duration ?? 0 })),
+  )
+  const files = json.testResults.map((f) => ({ file: f.name.replace(/^.*\//, ''), message: f.message ?? '', durationMs: f.endTime - f.startTime }))
+  return { exitCode: result.exitCode, tests, files, stdout: result.stdout, stderr: result.stderr, out, wallMs }
+}
+
+export function removeOut(run: { out: string }): void {
+  rmSync(run.out, { recursive: true, force: true })
+}

@@ -1,0 +1,132 @@
+// The Vitest environment end to end: the real `vitest` CLI on fixture
+// projects that boot real guests, read through its JSON report.
+
+import { spawn } from 'node:child_process'
+import { existsSync, readFileSync, readdirSync, utimesSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { afterAll, describe, expect, test } from 'vitest'
+import { qemuProcesses, vmSkipReason } from '../utils/vm-env.js'
+import { e2eEnv, fixtureKernel, fixtures, outDir, removeOut, runVitest, type VitestRun } from './run-vitest.js'
+
+/** QEMU of a fixture run: its command line names the fixture dir (shared at /mnt/vmtest). */
+async function qemuLeftAfter(fixture: string): Promise<number[]> {
+  const needle = join(fixtures, fixture)
+  // Guests get a bounded power-off after the run; wait it out, then look.
+  for (let i = 0; i < 50 && qemuProcesses(needle).length > 0; i++) await new Promise((r) => setTimeout(r, 200))
+  return qemuProcesses(needle)
+}
+
+function outcome(run: VitestRun, file: string, title: string) {
+  const found = run.tests.find((t) => t.file === file && t.title === title)
+  if (!found) throw new Error(`no test "${title}" in ${file}; report:\n${JSON.stringify(run.tests, null, 2)}\n${run.stderr}`)
+  return found
+}
+
+const boots = (out: string) =>
+  Object.fromEntries(readdirSync(out).filter((f) => f.endsWith('.boot')).map((f) => [f.replace(/\.boot$/, ''), readFileSync(join(out, f), 'utf8').trim()]))
+
+describe.skipIf(vmSkipReason)('vitest environment', () => {
+  const runs: VitestRun[] = []
+  afterAll(() => runs.forEach(removeOut))
+
+  test('6 files on 2 workers boot at most 2 guests, and no file sees another one\'s writes', async () => {
+    const run = await runVitest('vitest-reuse')
+    runs.push(run)
+    expect(run.tests.map((t) => `${t.file}: ${t.status} ${t.message}`)).toEqual([1, 2, 3, 4, 5, 6].map((i) => `f${i}.test.ts: passed `).sort())
+    const bootIds = boots(run.out)
+    expect(Object.keys(bootIds).sort()).toEqual([1, 2, 3, 4, 5, 6].map((i) => `f${i}.test.ts`))
+    expect(new Set(Object.values(bootIds)).size).toBeLessThanOrEqual(2)
+    expect(run.exitCode).toBe(0)
+    expect(await qemuLeftAfter('vitest-reuse')).toEqual([])
+  })
+
+  describe.each([
+    ['with the plugin', '1'],
+    ['without the plugin', '0'],
+  ])('per-test kernel verdicts %s', (_name, plugin) => {
+    let run: VitestRun
+    test('runs', async () => {
+      fixtureKernel('vitest-kernel')
+      run = await runVitest('vitest-kernel', { env: { ...e2eEnv(outDir()), VMTEST_E2E_PLUGIN: plugin } })
+      runs.push(run)
+      expect(run.exitCode).toBe(1)
+      expect(await qemuLeftAfter('vitest-kernel')).toEqual([])
+    })
+
+    test('a WARNING written to /dev/kmsg fails only its test; an allowed one does not', () => {
+      expect(outcome(run, 'splat.test.ts', 'clean before').status).toBe('passed')
+      const warns = outcome(run, 'splat.test.ts', 'warns')
+      expect(warns.status).toBe('failed')
+      expect(warns.message).toContain('The guest kernel (')
+      expect(warns.message).toContain('reported a problem while this test ran:\nwarning: WARNING: CPU: 0 PID: 1 at drivers/vmtest/e2e.c:12 e2e_probe+0x1c/0x40')
+      expect(warns.message).toContain('guest.allowKernelLog(/pattern/)')
+      expect(outcome(run, 'splat.test.ts', 'warns but allows it').status).toBe('passed')
+      expect(outcome(run, 'splat.test.ts', 'clean after').status).toBe('passed')
+    })
+
+    test('a panic fails only its test, with the panic text; the next test gets a fresh guest', () => {
+      expect(outcome(run, 'panic.test.ts', 'before the panic').status).toBe('passed')
+      const panic = outcome(run, 'panic.test.ts', 'panics')
+      expect(panic.status).toBe('failed')
+      expect(panic.message).toMatch(/Guest kernel panicked \(\S+, [\d.]+ s after boot\): Kernel panic - not syncing: sysrq triggered crash \(while running `echo c > \/proc\/sysrq-trigger`\)/)
+      expect(outcome(run, 'panic.test.ts', 'after the panic').status).toBe('passed')
+      const ids = boots(run.out)
+      expect(ids['panic-after']).toBeTruthy()
+      expect(ids['panic-after']).not.toBe(ids['panic-before'])
+    })
+
+    test('@vmtest-kernel and @vmtest-kernel-args are honoured', () => {
+      const docblock = outcome(run, 'docblock.test.ts', 'boots the docblock kernel with its arguments')
+      expect(docblock.message).toBe('')
+      expect(docblock.status).toBe('passed')
+    })
+
+    test('a missing docblock kernel is named, with the directive, within seconds', () => {
+      const file = run.files.find((f) => f.file === 'missing-kernel.test.ts')!
+      const messages = [file.message, outcome(run, 'missing-kernel.test.ts', 'never runs a command').message].join('\n')
+      const path = resolve(fixtures, 'vitest-kernel/test/no-such-bzImage')
+      expect(messages).toContain(`Kernel image not found: ${path} (from \`kernel\` in @vmtest-kernel in ${resolve(fixtures, 'vitest-kernel/test/missing-kernel.test.ts')})`)
+      expect(file.durationMs).toBeLessThan(20_000)
+    })
+  })
+
+  test('watch mode: rebuilding a kernel reruns exactly the files that boot it, on a new guest; Ctrl-C leaves nothing', async () => {
+    const kernel = fixtureKernel('vitest-watch')
+    const out = outDir()
+    runs.push({ out } as VitestRun)
+    const vitest = spawn(process.execPath, [resolve('node_modules/vitest/vitest.mjs'), '--watch'], {
+      cwd: join(fixtures, 'vitest-watch'),
+      env: { ...process.env, ...e2eEnv(out), CI: '', FORCE_COLOR: '0' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true, // its own process group, so "Ctrl-C" reaches all of it
+    })
+    let output = ''
+    vitest.stdout.on('data', (c: Buffer) => (output += c))
+    vitest.stderr.on('data', (c: Buffer) => (output += c))
+    const lines = (file: string) => (existsSync(join(out, file)) ? readFileSync(join(out, file), 'utf8').trim().split('\n') : [])
+    const waitFor = async (what: string, ready: () => boolean, ms: number) => {
+      const deadline = Date.now() + ms
+      while (!ready()) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; vitest said:\n${output}`)
+        await new Promise((r) => setTimeout(r, 250))
+      }
+    }
+    try {
+      await waitFor('the first run', () => ['uses-a', 'uses-b', 'other'].every((f) => lines(`${f}.test.ts.boots`).length === 1) && /Waiting for file changes/.test(output), 240_000)
+      const now = new Date()
+      utimesSync(kernel, now, now) // a rebuild, as far as anyone can tell
+      await waitFor('the rerun', () => lines('uses-a.test.ts.boots').length === 2 && lines('uses-b.test.ts.boots').length === 2, 240_000)
+      await new Promise((r) => setTimeout(r, 3000)) // room for a wrong rerun to show
+      expect(lines('other.test.ts.boots')).toHaveLength(1)
+      const [a1, a2] = lines('uses-a.test.ts.boots')
+      const [b1, b2] = lines('uses-b.test.ts.boots')
+      expect(a2).not.toBe(a1)
+      expect(b2).not.toBe(b1)
+      expect(a2).toBe(b2) // one fresh guest of the new image, reused by both files (one worker)
+    } finally {
+      process.kill(-vitest.pid!, 'SIGINT')
+      await new Promise((r) => vitest.once('exit', r))
+    }
+    expect(await qemuLeftAfter('vitest-watch')).toEqual([])
+  })
+})
