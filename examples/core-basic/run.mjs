@@ -1,5 +1,5 @@
 // A guest from a script: boot the default kernel, run a few commands in it,
-// look at its kernel log, power it off. `npm run example` at the repo root.
+// look at its kernel log, power it off. `npm run example:core` at the repo root.
 import { bootGuest } from '@vmtest/core'
 
 const checks = []

@@ -53,12 +53,13 @@ export function outDir(): string {
   return mkdtempSync(join(tmpdir(), 'vmtest-e2e-out-'))
 }
 
-export async function runVitest(fixture: string, options: { env?: Record<string, string>; args?: string[] } = {}): Promise<VitestRun> {
+/** `project`: a fixture's name, or a path (an example). */
+export async function runVitest(project: string, options: { env?: Record<string, string>; args?: string[] } = {}): Promise<VitestRun> {
   const out = options.env?.VMTEST_E2E_OUT ?? outDir()
   const report = join(out, 'report.json')
   const started = Date.now()
   const result = await execa(process.execPath, [vitestBin, 'run', '--reporter=json', `--outputFile=${report}`, ...(options.args ?? [])], {
-    cwd: join(fixtures, fixture),
+    cwd: resolve(fixtures, project),
     env: { ...e2eEnv(out), ...options.env, CI: '' , FORCE_COLOR: '0' },
     reject: false,
     timeout: 600_000,

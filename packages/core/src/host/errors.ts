@@ -47,3 +47,10 @@ export function isVmtestError(value: unknown): value is VmtestError {
 export function tail(lines: readonly string[], count: number): string {
   return lines.slice(-count).map((l) => `  | ${l}`).join('\n')
 }
+
+/** For an error about the guest, not about a line of code: the stack would
+ * only show our internals, so it is the message alone. */
+export function withoutStack<E extends Error>(error: E): E {
+  error.stack = `${error.name}: ${error.message}`
+  return error
+}

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import type { KmsgRecord } from '../../protocol/methods.js'
 import { Peer } from '../../protocol/rpc.js'
 import { KernelLog } from '../console/kernel-log.js'
-import { VmtestError, type VmtestErrorCode, type VmtestPhase } from '../errors.js'
+import { VmtestError, withoutStack, type VmtestErrorCode, type VmtestPhase } from '../errors.js'
 import { Guest, type GuestInfo } from '../guest.js'
 import type { GuestOptions } from '../options.js'
 import { anchorPid, brokerDir, brokerSocket } from './location.js'
@@ -163,5 +163,5 @@ function withRunning(error: WireVmtestError, running: Map<number, string>): Wire
 }
 
 function fromWire(error: WireVmtestError): VmtestError {
-  return new VmtestError(error.code as VmtestErrorCode, error.phase as VmtestPhase, error.message)
+  return withoutStack(new VmtestError(error.code as VmtestErrorCode, error.phase as VmtestPhase, error.message))
 }

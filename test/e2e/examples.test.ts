@@ -1,0 +1,48 @@
+// The examples, run as a user runs them: each is a real Vitest project.
+
+import { resolve } from 'node:path'
+import { afterAll, describe, expect, test } from 'vitest'
+import { vmSkipReason } from '../utils/vm-env.js'
+import { removeOut, runVitest, type VitestRun } from './run-vitest.js'
+
+const example = (name: string) => resolve(import.meta.dirname, '../../examples', name)
+
+describe.skipIf(vmSkipReason)('examples', () => {
+  const runs: VitestRun[] = []
+  afterAll(() => runs.forEach(removeOut))
+  const summary = (run: VitestRun) => run.tests.map((t) => `${t.file} > ${t.title}: ${t.status}${t.message ? `\n${t.message}` : ''}`)
+
+  test('vitest-basic passes', async () => {
+    const run = await runVitest(example('vitest-basic'))
+    runs.push(run)
+    expect(summary(run).sort()).toEqual([
+      'filesystem.test.ts > writes to the root stay in the guest: passed',
+      'filesystem.test.ts > the project is shared at its own path: passed',
+      'kernel.test.ts > runs in the guest kernel: passed',
+      'kernel.test.ts > execa-style template, arguments escaped: passed',
+      'kernel.test.ts > a failing command rejects with its exit code and stderr: passed',
+    ].sort())
+    expect(run.exitCode).toBe(0)
+  })
+
+  test('kernel-module passes, and its WARN_ON test fails with the kernel report', async () => {
+    const green = await runVitest(example('kernel-module'))
+    runs.push(green)
+    expect(green.tests.map((t) => `${t.title}: ${t.status}`)).toEqual([
+      'loads with its parameter, shows it in sysfs and logs it: passed',
+      'the parameter is read-only: passed',
+      'unloads cleanly: passed',
+      'an expected WARNING can be allowed: passed',
+    ])
+    expect(green.exitCode).toBe(0)
+
+    const red = await runVitest(example('kernel-module'), { env: { VMTEST_SHOW_FAILURE: '1' } })
+    runs.push(red)
+    const [warns, next] = red.tests
+    expect(warns.title).toBe('a module that hits WARN_ON fails the test that loaded it')
+    expect(warns.status).toBe('failed')
+    expect(warns.message).toMatch(/^VmtestError: The guest kernel \(\S+\) reported a problem while this test ran:\nwarning: WARNING: CPU: \d+ PID: \d+ at \S+vmtest_demo\.c:\d+ vmtest_demo_init\+/)
+    expect(next).toMatchObject({ title: 'the next test is judged on its own window', status: 'passed' })
+    expect(red.exitCode).toBe(1)
+  })
+})
