@@ -4,11 +4,13 @@
 //   npm run bench                      # builds, then every row
 //   node bench/run.mjs --runs 5 --only floor,boot
 //
-// Rows (names for --only): floor, boot, vmtest, exec, memory, throughput.
-// Prints a table and writes bench/results/latest.json. Not part of the tests.
+// Rows (names for --only): floor, boot, vmtest, exec, memory, throughput,
+// suite, overhead (the last two drive the real `vitest` CLI on the projects in
+// bench/fixtures/). Prints a table and writes bench/results/latest.json. Not
+// part of the tests.
 
-import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { execFileSync, spawn } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { connect, createServer } from 'node:net'
 import { loadavg, tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
@@ -47,7 +49,7 @@ const MiB = 1024 * 1024
 
 // ---------------------------------------------------------------- arguments
 
-const ROW_NAMES = ['floor', 'boot', 'vmtest', 'exec', 'memory', 'throughput']
+const ROW_NAMES = ['floor', 'boot', 'vmtest', 'exec', 'memory', 'throughput', 'suite', 'overhead']
 
 function parseArgs(argv) {
   const opts = { runs: 3, only: ROW_NAMES }
@@ -589,6 +591,155 @@ async function rowMemory(ctx, runs) {
   return { nodeRssDeltaMiB: nodeDelta, qemuRssMiB: qemuRss }
 }
 
+// ---------------------------------------------------------------- rows 7-8: the real vitest CLI
+
+const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url))
+const VITEST_BIN = join(REPO_ROOT, 'node_modules', 'vitest', 'vitest.mjs')
+/** The fixture projects; their QEMUs are told apart by this path, which the
+ * environment shares into the guest (`shared` defaults to the project root). */
+const fixtureDir = (name) => realpathSync(fileURLToPath(new URL(`./fixtures/${name}/`, import.meta.url))).replace(/\/$/, '')
+const VITEST_TIMEOUT_MS = 600_000
+/** How long QEMU may outlive its vitest run (the broker's bounded power-off). */
+const LEFTOVER_GRACE_MS = 10_000
+const SUITE_FILES = 10
+const OVERHEAD_TESTS = 30
+
+/** `pgrep -af qemu-system` lines naming `fixture`, plus this run's broker if `anchor` is given. */
+function fixtureProcesses(fixture, anchor) {
+  const lines = (pattern) => {
+    try {
+      return execFileSync('pgrep', ['-af', pattern], { encoding: 'utf8' }).trim().split('\n').filter(Boolean)
+    } catch {
+      return [] // exit 1: no match
+    }
+  }
+  const names = new RegExp(`${fixture.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?=[,\\s]|$)`) // the path itself, not a longer one
+  const qemu = lines('qemu-system').filter((l) => names.test(l))
+  const broker = anchor ? lines(`broker/main.js --anchor ${anchor}( |$)`) : []
+  return { qemu, broker }
+}
+
+/** Fails loudly if QEMU of `fixture` (or the run's broker) is still alive
+ * LEFTOVER_GRACE_MS after its vitest run ended; such leftovers are killed by pid. */
+async function checkNoLeftovers(fixture, anchor, what) {
+  const deadline = now() + LEFTOVER_GRACE_MS
+  let left
+  for (;;) {
+    left = fixtureProcesses(fixture, anchor)
+    if (left.qemu.length + left.broker.length === 0) return
+    if (now() > deadline) break
+    await sleep(200)
+  }
+  const all = [...left.qemu, ...left.broker]
+  for (const line of all) {
+    try {
+      process.kill(Number(line.split(' ')[0]), 'SIGKILL')
+    } catch {
+      // gone meanwhile
+    }
+  }
+  throw new Error(`LEFTOVER PROCESSES ${LEFTOVER_GRACE_MS / 1000} s after ${what} (killed now):\n${all.map((l) => `  ${l.slice(0, 300)}`).join('\n')}`)
+}
+
+/** One `vitest run --root <fixture>` with the JSON reporter, as a user runs it;
+ * wall time from spawn to exit. Samples the fixture's QEMUs once a second,
+ * so the leftover check afterwards is known to look for the right command line. */
+async function runVitestCli(name, env) {
+  const fixture = fixtureDir(name)
+  const out = makeTempDir()
+  const report = join(out, 'report.json')
+  const before = fixtureProcesses(fixture)
+  if (before.qemu.length) throw new Error(`QEMU of ${fixture} is already running before the run:\n${before.qemu.join('\n')}`)
+  const t0 = now()
+  const child = spawn(process.execPath, [VITEST_BIN, 'run', '--root', fixture, '--reporter=json', `--outputFile=${report}`], {
+    cwd: fixture,
+    env: { ...process.env, ...env, VMTEST_BENCH_OUT: out, CI: '', FORCE_COLOR: '0' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = '', stderr = '', maxQemu = 0
+  child.stdout.on('data', (c) => (stdout += c))
+  child.stderr.on('data', (c) => (stderr += c))
+  const sampler = setInterval(() => (maxQemu = Math.max(maxQemu, fixtureProcesses(fixture).qemu.length)), 1000)
+  const timer = setTimeout(() => child.kill('SIGKILL'), VITEST_TIMEOUT_MS)
+  const exit = await new Promise((ok) => child.on('close', (code, signal) => ok(signal ?? code)))
+  const wallMs = now() - t0
+  clearInterval(sampler)
+  clearTimeout(timer)
+  const tail = () => `\n--- stdout (tail)\n${stdout.slice(-3000)}\n--- stderr (tail)\n${stderr.slice(-3000)}`
+  await checkNoLeftovers(fixture, child.pid, `vitest run of ${name} (${JSON.stringify(env)})`)
+  if (maxQemu === 0) throw new Error(`no QEMU with ${fixture} in its command line was seen during the run: the leftover check would look for nothing${tail()}`)
+  if (exit !== 0) throw new Error(`vitest on ${name} exited ${exit} (${JSON.stringify(env)})${tail()}`)
+  let json
+  try {
+    json = JSON.parse(readFileSync(report, 'utf8'))
+  } catch {
+    throw new Error(`vitest wrote no report for ${name}${tail()}`)
+  }
+  const tests = json.testResults.flatMap((f) => f.assertionResults.map((t) => ({ file: basename(f.name), title: t.title, status: t.status, durationMs: t.duration ?? NaN })))
+  const failed = tests.filter((t) => t.status !== 'passed')
+  if (failed.length) throw new Error(`vitest on ${name}: not passed: ${failed.map((t) => `${t.file} ${t.title} (${t.status})`).join(', ')}${tail()}`)
+  return { wallMs, out, tests, maxQemu }
+}
+
+/** A 10-file suite on 2 workers through the real `vitest` CLI, with the pool
+ * (isolate 'lease', the default) and with one boot per file (isolate
+ * 'reboot', vmtest's model); the modes alternate which goes first. Boots are
+ * counted from the boot_ids the files record. */
+async function rowSuite(ctx, runs) {
+  const modes = ['lease', 'reboot']
+  const wall = { lease: [], reboot: [] }, boots = { lease: [], reboot: [] }, qemuSeen = { lease: [], reboot: [] }
+  for (let r = 0; r < runs; r++) {
+    for (const mode of r % 2 ? [...modes].reverse() : modes) {
+      const run = await runVitestCli('suite', { VMTEST_BENCH_ISOLATE: mode })
+      try {
+        const files = readdirSync(run.out).filter((f) => f.endsWith('.boot'))
+        if (files.length !== SUITE_FILES) throw new Error(`suite (${mode}): ${files.length} files recorded a boot_id, expected ${SUITE_FILES}`)
+        wall[mode].push(run.wallMs)
+        boots[mode].push(new Set(files.map((f) => readFileSync(join(run.out, f), 'utf8').trim())).size)
+        qemuSeen[mode].push(run.maxQemu)
+      } finally {
+        removeTempDir(run.out)
+      }
+    }
+    progress(`suite run ${r + 1}/${runs} (${r % 2 ? 'reboot first' : 'pool first'}): pool ${wall.lease.at(-1).toFixed(0)} ms (${boots.lease.at(-1)} boots), reboot ${wall.reboot.at(-1).toFixed(0)} ms (${boots.reboot.at(-1)} boots)`)
+  }
+  return { poolWallMs: wall.lease, rebootWallMs: wall.reboot, poolBoots: boots.lease, rebootBoots: boots.reboot, poolMaxQemuSeen: qemuSeen.lease, rebootMaxQemuSeen: qemuSeen.reboot }
+}
+
+/** The environment's per-test cost: 30 tests of one exec('true') each (Vitest's
+ * durations, JSON report) beside 30 exec('true') in one test timed with
+ * performance.now() inside it, run before and after the 30 tests (the bare
+ * figure is the median of both). The fixture's own beforeEach/afterEach stamps
+ * split a test's duration into its body and the rest (the plugin's
+ * onTestFinished: kernel log sync and verdict). */
+async function rowOverhead(ctx, runs) {
+  const per = { durationMs: [], bareMs: [], bodyMs: [], hooksMs: [], intervalMs: [] }
+  const raw = []
+  for (let r = 0; r < runs; r++) {
+    const run = await runVitestCli('overhead', {})
+    try {
+      const o = JSON.parse(readFileSync(join(run.out, 'overhead.json'), 'utf8'))
+      const durations = Array.from({ length: OVERHEAD_TESTS }, (_, i) => run.tests.find((t) => t.title === `exec('true') #${i + 1}`)?.durationMs)
+      const bare = [...o.bareMs.before, ...o.bareMs.after]
+      if (durations.some((d) => !Number.isFinite(d)) || bare.length !== 2 * OVERHEAD_TESTS || o.bodyMs.length !== OVERHEAD_TESTS) {
+        throw new Error(`overhead: incomplete numbers (durations ${durations.filter(Number.isFinite).length}, bodies ${o.bodyMs.length} of ${OVERHEAD_TESTS}; bare ${bare.length} of ${2 * OVERHEAD_TESTS})`)
+      }
+      const hooks = durations.map((d, i) => d - (o.afterEachAt[i] - o.beforeEachAt[i]))
+      const intervals = o.beforeEachAt.slice(1).map((t, i) => t - o.beforeEachAt[i])
+      per.durationMs.push(median(durations))
+      per.bareMs.push(median(bare))
+      per.bodyMs.push(median(o.bodyMs))
+      per.hooksMs.push(median(hooks))
+      per.intervalMs.push(median(intervals))
+      raw.push({ durationsMs: durations, bareBeforeMs: o.bareMs.before, bareAfterMs: o.bareMs.after, bodyMs: o.bodyMs, hooksMs: hooks, intervalsMs: intervals, wallMs: run.wallMs })
+      progress(`overhead run ${r + 1}/${runs}: per-test duration ${per.durationMs.at(-1).toFixed(1)} ms, bare exec ${per.bareMs.at(-1).toFixed(1)} ms (before ${median(o.bareMs.before).toFixed(1)}, after ${median(o.bareMs.after).toFixed(1)}): ${overhead(per.durationMs.at(-1), per.bareMs.at(-1))}; its exec ${per.bodyMs.at(-1).toFixed(1)} ms, rest of its duration ${per.hooksMs.at(-1).toFixed(1)} ms, start to next start ${per.intervalMs.at(-1).toFixed(1)} ms`)
+    } finally {
+      removeTempDir(run.out)
+    }
+  }
+  return { ...per, raw }
+}
+
 // ---------------------------------------------------------------- table
 
 /** One table row: medians, ratio ours/reference, and the goal judged from the
@@ -636,14 +787,24 @@ function buildRows(m) {
     rows.push(row('6 host node RSS per guest (delta)', 'MiB', m.memory.nodeRssDeltaMiB, undefined))
     rows.push(row('6 QEMU RSS per guest', 'MiB', m.memory.qemuRssMiB, undefined))
   }
-  // TODO(suite row): "suite" — a whole test suite under vmtest vs on the host —
-  // belongs to a later change; no row until it is really measured.
+  if (m.suite) {
+    const ratio = (o, r) => `reboot/pool ${(r / o).toFixed(2)}x`
+    rows.push(row(`7 suite ${SUITE_FILES} files, 2 workers: pool (ref: isolate reboot)`, 'ms', m.suite.poolWallMs, m.suite.rebootWallMs, { note: ratio }))
+    rows.push(row('7 suite boots: pool (ref: isolate reboot)', 'boots', m.suite.poolBoots, m.suite.rebootBoots))
+  }
+  if (m.overhead) {
+    const o = m.overhead
+    rows.push(row(`8 per-test duration, test = exec('true') (ref: bare exec('true'))`, 'ms', o.durationMs, o.bareMs, { note: overhead }))
+    rows.push(row(`8 per-test: its exec('true') (ref: bare exec('true'))`, 'ms', o.bodyMs, o.bareMs, { note: overhead }))
+    rows.push(row('8 per-test: rest of its duration (onTestFinished: kernel log sync + verdict)', 'ms', o.hooksMs, undefined))
+    rows.push(row(`8 per-test: start to next start (ref: bare exec('true'))`, 'ms', o.intervalMs, o.bareMs, { note: overhead }))
+  }
   return rows
 }
 
 function formatValue(x, unit) {
   if (x === null) return '—'
-  const digits = unit === 'ms' && x >= 100 ? 0 : 1
+  const digits = (unit === 'ms' && x >= 100) || unit === 'boots' ? 0 : 1
   return `${x.toFixed(digits)} ${unit}`
 }
 
@@ -673,7 +834,7 @@ async function main() {
   console.log(`modules: ${ctx.modules.map((f) => basename(f)).join(' ')}${ctx.missingModules.length ? ` (missing: ${ctx.missingModules.join(', ')})` : ''}`)
 
   // Execution order; memory runs before throughput (see rowMemory).
-  const rows = { floor: rowFloor, boot: rowBoot, vmtest: rowVmtest, exec: rowExec, memory: rowMemory, throughput: rowThroughput }
+  const rows = { floor: rowFloor, boot: rowBoot, vmtest: rowVmtest, exec: rowExec, memory: rowMemory, throughput: rowThroughput, suite: rowSuite, overhead: rowOverhead }
   const measured = {}
   const errors = {}
   for (const name of ROW_NAMES) {
@@ -694,6 +855,14 @@ async function main() {
   for (const [name, error] of Object.entries(errors)) console.log(`ERROR in ${name}: ${error.split('\n')[0]}`)
   if (measured.exec) console.log(`in-guest loops: each figure includes 1/${EXEC_COUNT} of a \`date\` spawn and the loop's own cost, i.e. about the \`:\` row (${median(measured.exec.inGuestMs[':']).toFixed(1)} ms)`)
   if (measured.boot) console.log(`boot: agent hello at ${median(measured.boot.helloMs).toFixed(0)} ms (median); guest kernel ${measured.boot.release}, accel ${measured.boot.accel}`)
+  if (measured.suite) {
+    const s = measured.suite
+    console.log(`suite: real \`vitest run\` wall time, spawn to exit; boots per run: pool ${s.poolBoots.join(' ')}, reboot ${s.rebootBoots.join(' ')}; most QEMUs seen at once: pool ${s.poolMaxQemuSeen.join(' ')}, reboot ${s.rebootMaxQemuSeen.join(' ')}`)
+  }
+  if (measured.overhead) {
+    const o = measured.overhead
+    console.log(`overhead: per run, test duration - bare exec: ${o.durationMs.map((d, i) => `${(d - o.bareMs[i]).toFixed(1)}`).join(' ')} ms; per run ${OVERHEAD_TESTS} tests, and ${OVERHEAD_TESTS} bare calls in one test before them and again after; raw numbers in measured.overhead.raw`)
+  }
   console.log(`host load average (1 min): ${load.map((l) => l.toFixed(2)).join(' → ')}`)
 
   const alive = [...qemuPids].filter((pid) => {

@@ -3,14 +3,14 @@
 import { resolve } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
 import { vmSkipReason } from '../utils/vm-env.js'
-import { removeOut, runVitest, type VitestRun } from './run-vitest.js'
+import { removeOut, runVitest, type CliRun } from './run-cli.js'
 
 const example = (name: string) => resolve(import.meta.dirname, '../../examples', name)
 
 describe.skipIf(vmSkipReason)('examples', () => {
-  const runs: VitestRun[] = []
+  const runs: CliRun[] = []
   afterAll(() => runs.forEach(removeOut))
-  const summary = (run: VitestRun) => run.tests.map((t) => `${t.file} > ${t.title}: ${t.status}${t.message ? `\n${t.message}` : ''}`)
+  const summary = (run: CliRun) => run.tests.map((t) => `${t.file} > ${t.title}: ${t.status}${t.message ? `\n${t.message}` : ''}`)
 
   test('vitest-basic passes', async () => {
     const run = await runVitest(example('vitest-basic'))

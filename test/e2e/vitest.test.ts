@@ -2,31 +2,15 @@
 // projects that boot real guests, read through its JSON report.
 
 import { spawn } from 'node:child_process'
-import { existsSync, readFileSync, readdirSync, utimesSync } from 'node:fs'
+import { existsSync, readFileSync, utimesSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
-import { qemuProcesses, vmSkipReason } from '../utils/vm-env.js'
-import { e2eEnv, fixtureKernel, fixtures, outDir, removeOut, runVitest, type VitestRun } from './run-vitest.js'
-
-/** QEMU of a fixture run: its command line names the fixture dir (shared at /mnt/vmtest). */
-async function qemuLeftAfter(fixture: string): Promise<number[]> {
-  const needle = join(fixtures, fixture)
-  // Guests get a bounded power-off after the run; wait it out, then look.
-  for (let i = 0; i < 50 && qemuProcesses(needle).length > 0; i++) await new Promise((r) => setTimeout(r, 200))
-  return qemuProcesses(needle)
-}
-
-function outcome(run: VitestRun, file: string, title: string) {
-  const found = run.tests.find((t) => t.file === file && t.title === title)
-  if (!found) throw new Error(`no test "${title}" in ${file}; report:\n${JSON.stringify(run.tests, null, 2)}\n${run.stderr}`)
-  return found
-}
-
-const boots = (out: string) =>
-  Object.fromEntries(readdirSync(out).filter((f) => f.endsWith('.boot')).map((f) => [f.replace(/\.boot$/, ''), readFileSync(join(out, f), 'utf8').trim()]))
+import { vmSkipReason } from '../utils/vm-env.js'
+import { boots, outcome, qemuLeftAfter, waitFor } from './helpers.js'
+import { e2eEnv, fixtureKernel, fixtures, outDir, removeOut, runVitest, type CliRun } from './run-cli.js'
 
 describe.skipIf(vmSkipReason)('vitest environment', () => {
-  const runs: VitestRun[] = []
+  const runs: CliRun[] = []
   afterAll(() => runs.forEach(removeOut))
 
   test('6 files on 2 workers boot at most 2 guests, and no file sees another one\'s writes', async () => {
@@ -44,7 +28,7 @@ describe.skipIf(vmSkipReason)('vitest environment', () => {
     ['with the plugin', '1'],
     ['without the plugin', '0'],
   ])('per-test kernel verdicts %s', (_name, plugin) => {
-    let run: VitestRun
+    let run: CliRun
     test('runs', async () => {
       fixtureKernel('vitest-kernel')
       run = await runVitest('vitest-kernel', { env: { ...e2eEnv(outDir()), VMTEST_E2E_PLUGIN: plugin } })
@@ -93,7 +77,7 @@ describe.skipIf(vmSkipReason)('vitest environment', () => {
   test('watch mode: rebuilding a kernel reruns exactly the files that boot it, on a new guest; Ctrl-C leaves nothing', async () => {
     const kernel = fixtureKernel('vitest-watch')
     const out = outDir()
-    runs.push({ out } as VitestRun)
+    runs.push({ out } as CliRun)
     const vitest = spawn(process.execPath, [resolve('node_modules/vitest/vitest.mjs'), '--watch'], {
       cwd: join(fixtures, 'vitest-watch'),
       env: { ...process.env, ...e2eEnv(out), CI: '', FORCE_COLOR: '0' },
@@ -104,18 +88,11 @@ describe.skipIf(vmSkipReason)('vitest environment', () => {
     vitest.stdout.on('data', (c: Buffer) => (output += c))
     vitest.stderr.on('data', (c: Buffer) => (output += c))
     const lines = (file: string) => (existsSync(join(out, file)) ? readFileSync(join(out, file), 'utf8').trim().split('\n') : [])
-    const waitFor = async (what: string, ready: () => boolean, ms: number) => {
-      const deadline = Date.now() + ms
-      while (!ready()) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; vitest said:\n${output}`)
-        await new Promise((r) => setTimeout(r, 250))
-      }
-    }
     try {
-      await waitFor('the first run', () => ['uses-a', 'uses-b', 'other'].every((f) => lines(`${f}.test.ts.boots`).length === 1) && /Waiting for file changes/.test(output), 240_000)
+      await waitFor('the first run', () => ['uses-a', 'uses-b', 'other'].every((f) => lines(`${f}.test.ts.boots`).length === 1) && /Waiting for file changes/.test(output), 240_000, () => output)
       const now = new Date()
       utimesSync(kernel, now, now) // a rebuild, as far as anyone can tell
-      await waitFor('the rerun', () => lines('uses-a.test.ts.boots').length === 2 && lines('uses-b.test.ts.boots').length === 2, 240_000)
+      await waitFor('the rerun', () => lines('uses-a.test.ts.boots').length === 2 && lines('uses-b.test.ts.boots').length === 2, 240_000, () => output)
       await new Promise((r) => setTimeout(r, 3000)) // room for a wrong rerun to show
       expect(lines('other.test.ts.boots')).toHaveLength(1)
       const [a1, a2] = lines('uses-a.test.ts.boots')

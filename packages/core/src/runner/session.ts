@@ -44,6 +44,11 @@ export class FileSession {
     return this.leasing
   }
 
+  /** The file's guest died (a panic, QEMU's exit): the next use leases a fresh one. */
+  get crashed(): boolean {
+    return this.lease?.guest.closed === true
+  }
+
   /** The live guest if one is leased now. */
   get current(): Guest | undefined {
     const guest = this.lease?.guest

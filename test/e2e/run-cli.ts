@@ -1,4 +1,5 @@
-// Runs the real `vitest` CLI on a fixture project and reads its JSON report.
+// Runs the real `vitest` or `jest` CLI on a fixture project and reads its JSON
+// report (Vitest's json reporter writes Jest's format).
 
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -9,7 +10,8 @@ import { testKernel } from '../utils/vm-env.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 export const fixtures = join(here, 'fixtures')
-const vitestBin = resolve(here, '../../node_modules/vitest/vitest.mjs')
+export const vitestBin = resolve(here, '../../node_modules/vitest/vitest.mjs')
+export const jestBin = resolve(here, '../../node_modules/jest/bin/jest.js')
 
 export interface TestOutcome {
   file: string
@@ -19,7 +21,7 @@ export interface TestOutcome {
   durationMs: number
 }
 
-export interface VitestRun {
+export interface CliRun {
   exitCode: number | undefined
   tests: TestOutcome[]
   /** Per file: the error that failed it outside a test (e.g. a bad option), and how long it took. */
@@ -38,8 +40,8 @@ export function kernelModules(): string {
 }
 
 /** Puts a copy of the test kernel at <fixture>/kernels/bzImage (a file a test may rebuild, i.e. touch). */
-export function fixtureKernel(fixture: string): string {
-  const path = join(fixtures, fixture, 'kernels', 'bzImage')
+export function fixtureKernel(fixture: string, name = 'bzImage'): string {
+  const path = resolve(fixtures, fixture, 'kernels', name)
   mkdirSync(dirname(path), { recursive: true })
   cpSync(testKernel!, path)
   return path
@@ -53,12 +55,25 @@ export function outDir(): string {
   return mkdtempSync(join(tmpdir(), 'vmtest-e2e-out-'))
 }
 
+interface RunOptions {
+  env?: Record<string, string>
+  args?: string[]
+}
+
 /** `project`: a fixture's name, or a path (an example). */
-export async function runVitest(project: string, options: { env?: Record<string, string>; args?: string[] } = {}): Promise<VitestRun> {
+export function runVitest(project: string, options: RunOptions = {}): Promise<CliRun> {
+  return runCli(project, options, (report) => [vitestBin, 'run', '--reporter=json', `--outputFile=${report}`])
+}
+
+export function runJest(project: string, options: RunOptions = {}): Promise<CliRun> {
+  return runCli(project, options, (report) => [jestBin, '--json', `--outputFile=${report}`])
+}
+
+async function runCli(project: string, options: RunOptions, command: (report: string) => string[]): Promise<CliRun> {
   const out = options.env?.VMTEST_E2E_OUT ?? outDir()
   const report = join(out, 'report.json')
   const started = Date.now()
-  const result = await execa(process.execPath, [vitestBin, 'run', '--reporter=json', `--outputFile=${report}`, ...(options.args ?? [])], {
+  const result = await execa(process.execPath, [...command(report), ...(options.args ?? [])], {
     cwd: resolve(fixtures, project),
     env: { ...e2eEnv(out), ...options.env, CI: '' , FORCE_COLOR: '0' },
     reject: false,
@@ -69,7 +84,7 @@ export async function runVitest(project: string, options: { env?: Record<string,
   try {
     json = JSON.parse(readFileSync(report, 'utf8'))
   } catch {
-    throw new Error(`vitest wrote no report (exit ${result.exitCode}):\n${result.stdout}\n${result.stderr}`)
+    throw new Error(`${project}: no report (exit ${result.exitCode}):\n${result.stdout}\n${result.stderr}`)
   }
   const tests = json.testResults.flatMap((file) =>
     file.assertionResults.map((t) => ({ file: file.name.replace(/^.*\//, ''), title: t.title, status: t.status, message: t.failureMessages.join('\n'), durationMs: t.duration ?? 0 })),
