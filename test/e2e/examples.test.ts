@@ -3,7 +3,7 @@
 import { resolve } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
 import { vmSkipReason } from '../utils/vm-env.js'
-import { removeOut, runVitest, type CliRun } from './run-cli.js'
+import { removeOut, runJest, runVitest, type CliRun } from './run-cli.js'
 
 const example = (name: string) => resolve(import.meta.dirname, '../../examples', name)
 
@@ -44,5 +44,18 @@ describe.skipIf(vmSkipReason)('examples', () => {
     expect(warns.message).toMatch(/^VmtestError: The guest kernel \(\S+\) reported a problem while this test ran:\nwarning: WARNING: CPU: \d+ PID: \d+ at \S+vmtest_demo\.c:\d+ vmtest_demo_init\+/)
     expect(next).toMatchObject({ title: 'the next test is judged on its own window', status: 'passed' })
     expect(red.exitCode).toBe(1)
+  })
+
+  test('jest-basic passes', async () => {
+    const run = await runJest(example('jest-basic'))
+    runs.push(run)
+    expect(summary(run).sort()).toEqual([
+      'filesystem.test.js > the project is shared at its own path: passed',
+      'filesystem.test.js > writes to the root stay in the guest: passed',
+      'kernel.test.js > an expected kernel warning can be allowed: passed',
+      'kernel.test.js > execa-style template, arguments escaped: passed',
+      'kernel.test.js > runs in the guest kernel: passed',
+    ])
+    expect(run.exitCode).toBe(0)
   })
 })
