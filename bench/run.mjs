@@ -713,7 +713,7 @@ async function rowSuite(ctx, runs) {
  * split a test's duration into its body and the rest (the plugin's
  * onTestFinished: kernel log sync and verdict). */
 async function rowOverhead(ctx, runs) {
-  const per = { durationMs: [], bareMs: [], bodyMs: [], hooksMs: [], intervalMs: [] }
+  const per = { durationMs: [], bareMs: [], bodyMs: [], pairedMs: [], hooksMs: [], intervalMs: [] }
   const raw = []
   for (let r = 0; r < runs; r++) {
     const run = await runVitestCli('overhead', {})
@@ -729,10 +729,11 @@ async function rowOverhead(ctx, runs) {
       per.durationMs.push(median(durations))
       per.bareMs.push(median(bare))
       per.bodyMs.push(median(o.bodyMs))
+      per.pairedMs.push(median(durations.map((d, i) => d - o.bodyMs[i])))
       per.hooksMs.push(median(hooks))
       per.intervalMs.push(median(intervals))
       raw.push({ durationsMs: durations, bareBeforeMs: o.bareMs.before, bareAfterMs: o.bareMs.after, bodyMs: o.bodyMs, hooksMs: hooks, intervalsMs: intervals, wallMs: run.wallMs })
-      progress(`overhead run ${r + 1}/${runs}: per-test duration ${per.durationMs.at(-1).toFixed(1)} ms, bare exec ${per.bareMs.at(-1).toFixed(1)} ms (before ${median(o.bareMs.before).toFixed(1)}, after ${median(o.bareMs.after).toFixed(1)}): ${overhead(per.durationMs.at(-1), per.bareMs.at(-1))}; its exec ${per.bodyMs.at(-1).toFixed(1)} ms, rest of its duration ${per.hooksMs.at(-1).toFixed(1)} ms, start to next start ${per.intervalMs.at(-1).toFixed(1)} ms`)
+      progress(`overhead run ${r + 1}/${runs}: per-test duration ${per.durationMs.at(-1).toFixed(1)} ms, bare exec ${per.bareMs.at(-1).toFixed(1)} ms (before ${median(o.bareMs.before).toFixed(1)}, after ${median(o.bareMs.after).toFixed(1)}): ${overhead(per.durationMs.at(-1), per.bareMs.at(-1))}; its exec ${per.bodyMs.at(-1).toFixed(1)} ms, duration - its exec ${per.pairedMs.at(-1).toFixed(1)} ms, rest of its duration ${per.hooksMs.at(-1).toFixed(1)} ms, start to next start ${per.intervalMs.at(-1).toFixed(1)} ms`)
     } finally {
       removeTempDir(run.out)
     }
@@ -795,6 +796,7 @@ function buildRows(m) {
   if (m.overhead) {
     const o = m.overhead
     rows.push(row(`8 per-test duration, test = exec('true') (ref: bare exec('true'))`, 'ms', o.durationMs, o.bareMs, { note: overhead }))
+    rows.push(row(`8 per-test duration - its own exec('true'), paired per test`, 'ms', o.pairedMs, undefined))
     rows.push(row(`8 per-test: its exec('true') (ref: bare exec('true'))`, 'ms', o.bodyMs, o.bareMs, { note: overhead }))
     rows.push(row('8 per-test: rest of its duration (onTestFinished: kernel log sync + verdict)', 'ms', o.hooksMs, undefined))
     rows.push(row(`8 per-test: start to next start (ref: bare exec('true'))`, 'ms', o.intervalMs, o.bareMs, { note: overhead }))

@@ -14,9 +14,9 @@ describe.skipIf(vmSkipReason)('jest environment', () => {
   afterAll(() => runs.forEach(removeOut))
 
   test.each([
-    ['2 workers', ['--maxWorkers=2'], 2],
-    ['in band', ['--runInBand'], 1],
-  ])('4 files, %s: guests are reused (at most %#+1 boots) and no file sees another one\'s writes', async (_name, args, maxBoots) => {
+    { mode: '2 workers', args: ['--maxWorkers=2'], maxBoots: 2 },
+    { mode: 'in band', args: ['--runInBand'], maxBoots: 1 },
+  ])('4 files, $mode: guests are reused (at most $maxBoots boots) and no file sees another one\'s writes', async ({ args, maxBoots }) => {
     const run = await runJest('jest-reuse', { args })
     runs.push(run)
     expect(run.tests.map((t) => `${t.file}: ${t.status} ${t.message}`).sort()).toEqual([1, 2, 3, 4].map((i) => `f${i}.test.js: passed `))

@@ -156,7 +156,7 @@ describe('findModuleDir', () => {
   const release = '6.9.0-vmtest-nonexistent'
   const pkg = join(tmp, 'pkg')
   const modDir = join(pkg, 'lib/modules', release)
-  mkdirSync(modDir, { recursive: true })
+  write(join(modDir, 'modules.order'), 'kernel/fs/9p/9p.ko\n')
   const kernel = write(join(pkg, 'boot', `vmlinuz-${release}`), 'kernel')
 
   it('finds the extracted-package layout through a symlinked kernel', () => {
@@ -173,6 +173,13 @@ describe('findModuleDir', () => {
     expect(findModuleDir({ kernelPath: kernel, release, explicit: modDir }).dir).toBe(modDir)
     expect(() => findModuleDir({ kernelPath: kernel, release, explicit: join(pkg, 'boot') })).toThrow(/no 6\.9\.0-vmtest-nonexistent\//)
     expect(() => findModuleDir({ kernelPath: kernel, release, explicit: kernel })).toThrow(/not a directory/)
+  })
+
+  it('skips a release dir holding no modules (what installing the headers alone leaves)', () => {
+    const headersOnly = join(tmp, 'headers-only')
+    mkdirSync(join(headersOnly, 'lib/modules', release, 'build'), { recursive: true })
+    const image = write(join(headersOnly, 'boot', `vmlinuz-${release}`), 'kernel')
+    expect(findModuleDir({ kernelPath: image, release }).dir).toBeUndefined()
   })
 
   it('returns no dir and the places looked when nothing matches', () => {

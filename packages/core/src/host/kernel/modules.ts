@@ -1,4 +1,4 @@
-import { realpathSync, statSync } from 'node:fs'
+import { existsSync, realpathSync, statSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { decompress, elfSection, sniffCompression } from './inspect.js'
@@ -33,7 +33,13 @@ export function findModuleDir(opts: { kernelPath: string; release: string; expli
     looked.add(join(root, 'lib/modules', release)).add(join(root, 'usr/lib/modules', release))
   }
   looked.add(join('/lib/modules', release))
-  return { dir: [...looked].find(isDir), looked: [...looked] }
+  return { dir: [...looked].find(isModuleTree), looked: [...looked] }
+}
+
+/** A directory with modules in it: installing a kernel's headers alone makes
+ * /lib/modules/<release> with nothing but its build/source links. */
+function isModuleTree(dir: string): boolean {
+  return isDir(dir) && ['kernel', 'modules.order', 'modules.dep', 'modules.builtin'].some((entry) => existsSync(join(dir, entry)))
 }
 
 /** Reads a module's own dependency list, for trees where depmod never ran. */
