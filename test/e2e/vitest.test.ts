@@ -65,6 +65,13 @@ describe.skipIf(vmSkipReason)('vitest environment', () => {
       expect(docblock.status).toBe('passed')
     })
 
+    test('@vmtest-target boots the vmtest.toml target; an unknown one lists the known', () => {
+      expect(outcome(run, 'target.test.ts', 'boots the vmtest.toml target')).toMatchObject({ status: 'passed', message: '' })
+      const file = run.files.find((f) => f.file === 'unknown-target.test.ts')!
+      const messages = [file.message, outcome(run, 'unknown-target.test.ts', 'never runs a command').message].join('\n')
+      expect(messages).toContain(`Unknown target "no-such-target" (@vmtest-target in ${resolve(fixtures, 'vitest-kernel/test/unknown-target.test.ts')}). ${resolve(fixtures, 'vitest-kernel/vmtest.toml')} defines "e2e".`)
+    })
+
     test('a missing docblock kernel is named, with the directive, within seconds', () => {
       const file = run.files.find((f) => f.file === 'missing-kernel.test.ts')!
       const messages = [file.message, outcome(run, 'missing-kernel.test.ts', 'never runs a command').message].join('\n')
