@@ -3,6 +3,7 @@
 import { readFileSync, readdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { qemuProcesses } from '../utils/vm-env.js'
+import { expect } from 'vitest'
 import { fixtures, type CliRun } from './run-cli.js'
 
 /** QEMU of a fixture run: its command line names the fixture dir (shared at /mnt/vmtest). */
@@ -30,4 +31,27 @@ export async function waitFor(what: string, ready: () => boolean, ms: number, sa
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; the runner said:\n${said()}`)
     await new Promise((r) => setTimeout(r, 250))
   }
+}
+
+/** The splat fixture (splat.test.*): a WARNING written to /dev/kmsg fails only its test; an allowed one does not. */
+export function expectSplatVerdicts(run: CliRun, file: string): void {
+  expect(outcome(run, file, 'clean before').status).toBe('passed')
+  const warns = outcome(run, file, 'warns')
+  expect(warns.status).toBe('failed')
+  expect(warns.message).toMatch(/The guest kernel \(\S+\) reported a problem while this test ran:\nwarning: WARNING: CPU: 0 PID: 1 at drivers\/vmtest\/e2e\.c:12 e2e_probe\+0x1c\/0x40\n/)
+  expect(warns.message).toContain('guest.allowKernelLog(/pattern/)')
+  expect(outcome(run, file, 'warns but allows it').status).toBe('passed')
+  expect(outcome(run, file, 'clean after').status).toBe('passed')
+}
+
+/** The panic fixture (panic.test.*): the panic fails only its test, with the panic text; the next test gets a fresh guest. */
+export function expectPanicVerdicts(run: CliRun, file: string): void {
+  expect(outcome(run, file, 'before the panic').status).toBe('passed')
+  const panic = outcome(run, file, 'panics')
+  expect(panic.status).toBe('failed')
+  expect(panic.message).toMatch(/Guest kernel panicked \(\S+, [\d.]+ s after boot\): Kernel panic - not syncing: sysrq triggered crash \(while running `echo c > \/proc\/sysrq-trigger`\)/)
+  expect(outcome(run, file, 'after the panic').status).toBe('passed')
+  const ids = boots(run.out)
+  expect(ids['panic-after']).toBeTruthy()
+  expect(ids['panic-after']).not.toBe(ids['panic-before'])
 }

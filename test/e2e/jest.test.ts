@@ -6,7 +6,7 @@ import { existsSync, readFileSync, utimesSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
 import { qemuProcesses, vmSkipReason } from '../utils/vm-env.js'
-import { boots, outcome, qemuLeftAfter, waitFor } from './helpers.js'
+import { boots, expectPanicVerdicts, expectSplatVerdicts, outcome, qemuLeftAfter, waitFor } from './helpers.js'
 import { e2eEnv, fixtureKernel, fixtures, jestBin, outDir, removeOut, runJest, type CliRun } from './run-cli.js'
 
 describe.skipIf(vmSkipReason)('jest environment', () => {
@@ -41,23 +41,11 @@ describe.skipIf(vmSkipReason)('jest environment', () => {
     })
 
     test('a WARNING written to /dev/kmsg fails only its test; an allowed one does not', () => {
-      expect(outcome(run, 'splat.test.js', 'clean before').status).toBe('passed')
-      const warns = outcome(run, 'splat.test.js', 'warns')
-      expect(warns.status).toBe('failed')
-      expect(warns.message).toContain('reported a problem while this test ran:\nwarning: WARNING: CPU: 0 PID: 1 at drivers/vmtest/e2e.c:12 e2e_probe+0x1c/0x40')
-      expect(outcome(run, 'splat.test.js', 'warns but allows it').status).toBe('passed')
-      expect(outcome(run, 'splat.test.js', 'clean after').status).toBe('passed')
+      expectSplatVerdicts(run, 'splat.test.js')
     })
 
     test('a panic fails only its test, with the panic text; the next test gets a fresh guest', () => {
-      expect(outcome(run, 'panic.test.js', 'before the panic').status).toBe('passed')
-      const panic = outcome(run, 'panic.test.js', 'panics')
-      expect(panic.status).toBe('failed')
-      expect(panic.message).toMatch(/Guest kernel panicked \(\S+, [\d.]+ s after boot\): Kernel panic - not syncing: sysrq triggered crash \(while running `echo c > \/proc\/sysrq-trigger`\)/)
-      expect(outcome(run, 'panic.test.js', 'after the panic').status).toBe('passed')
-      const ids = boots(run.out)
-      expect(ids['panic-after']).toBeTruthy()
-      expect(ids['panic-after']).not.toBe(ids['panic-before'])
+      expectPanicVerdicts(run, 'panic.test.js')
     })
 
     test('@vmtest-kernel and @vmtest-kernel-args pragmas are honoured', () => {

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, utimesSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
 import { vmSkipReason } from '../utils/vm-env.js'
-import { boots, outcome, qemuLeftAfter, waitFor } from './helpers.js'
+import { boots, expectPanicVerdicts, expectSplatVerdicts, outcome, qemuLeftAfter, waitFor } from './helpers.js'
 import { e2eEnv, fixtureKernel, fixtures, outDir, removeOut, runVitest, type CliRun } from './run-cli.js'
 
 describe.skipIf(vmSkipReason)('vitest environment', () => {
@@ -38,25 +38,11 @@ describe.skipIf(vmSkipReason)('vitest environment', () => {
     })
 
     test('a WARNING written to /dev/kmsg fails only its test; an allowed one does not', () => {
-      expect(outcome(run, 'splat.test.ts', 'clean before').status).toBe('passed')
-      const warns = outcome(run, 'splat.test.ts', 'warns')
-      expect(warns.status).toBe('failed')
-      expect(warns.message).toContain('The guest kernel (')
-      expect(warns.message).toContain('reported a problem while this test ran:\nwarning: WARNING: CPU: 0 PID: 1 at drivers/vmtest/e2e.c:12 e2e_probe+0x1c/0x40')
-      expect(warns.message).toContain('guest.allowKernelLog(/pattern/)')
-      expect(outcome(run, 'splat.test.ts', 'warns but allows it').status).toBe('passed')
-      expect(outcome(run, 'splat.test.ts', 'clean after').status).toBe('passed')
+      expectSplatVerdicts(run, 'splat.test.ts')
     })
 
     test('a panic fails only its test, with the panic text; the next test gets a fresh guest', () => {
-      expect(outcome(run, 'panic.test.ts', 'before the panic').status).toBe('passed')
-      const panic = outcome(run, 'panic.test.ts', 'panics')
-      expect(panic.status).toBe('failed')
-      expect(panic.message).toMatch(/Guest kernel panicked \(\S+, [\d.]+ s after boot\): Kernel panic - not syncing: sysrq triggered crash \(while running `echo c > \/proc\/sysrq-trigger`\)/)
-      expect(outcome(run, 'panic.test.ts', 'after the panic').status).toBe('passed')
-      const ids = boots(run.out)
-      expect(ids['panic-after']).toBeTruthy()
-      expect(ids['panic-after']).not.toBe(ids['panic-before'])
+      expectPanicVerdicts(run, 'panic.test.ts')
     })
 
     test('@vmtest-kernel and @vmtest-kernel-args are honoured', () => {

@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os'
 import { parseArgs } from 'node:util'
 import { Broker } from './server.js'
 import { brokerDir, brokerSocket, makePrivateDir } from './location.js'
+import { isAlive } from '../paths.js'
 
 /** How often the anchor's life is checked; also how long guests may outlive it. */
 const ANCHOR_POLL_MS = 300
@@ -67,13 +68,4 @@ function answers(path: string): Promise<boolean> {
     socket.once('connect', () => (socket.destroy(), resolve(true)))
     socket.once('error', () => resolve(false))
   })
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }
