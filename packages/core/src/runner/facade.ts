@@ -46,9 +46,9 @@ export function createGuestFacade(host: FacadeHost): GuestFacade {
   }
   const exec = (command: string, options: ExecOptions = {}) =>
     withGuest((guest, session) => {
-      if (!session.runner.verbose) return guest.exec(command, options as ExecOptions & { encoding?: 'utf8' })
-      console.log(`$ ${command}`)
-      return guest.exec(command, { ...options, onOutput: echoChunk } as ExecOptions & { encoding?: 'utf8' })
+      const verbose = session.runner.verbose
+      if (verbose) console.log(`$ ${command}`)
+      return guest.exec(command, (verbose ? { ...options, onOutput: echoChunk } : options) as ExecOptions & { encoding?: 'utf8' })
     })
   return {
     exec: exec as GuestFacade['exec'],
