@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+// The `vmtest` command. danobi/vmtest's interface, unchanged:
+//   vmtest -k KERNEL [--kargs ARGS] "command"   one command in a guest of KERNEL
+//   vmtest -k KERNEL -                          an interactive shell there
+//   vmtest [-c vmtest.toml] [-f REGEX]          the targets of a config file
+// plus `vmtest setup` (install QEMU and busybox, fetch a kernel) and
+// `vmtest doctor` (what works here, and what to fix).
+
+import { basename, resolve } from 'node:path'
+import { Command, Option } from 'commander'
+import { isVmtestError, type GuestOptions } from '@vmtest/core'
+import { setupHost } from '@vmtest/core/setup'
+import { doctor, formatDoctor } from './doctor.js'
+import { runOneLiner, runShell } from './one-liner.js'
+import { runConfig } from './targets.js'
+import pc from 'picocolors'
+
+const program = new Command('vmtest')
+  .description('Run a command, or the targets of vmtest.toml, in a Linux guest booted under QEMU.')
+  .argument('[command...]', 'with -k: the command to run in the guest (`-` for an interactive shell)')
+  .option('-k, --kernel <path>', 'kernel to boot (bzImage or vmlinux); without it, the targets of the config file run')
+  .option('--kargs <args>', 'more kernel command line arguments (with -k)')
+  .option('-r, --rootfs <path>', 'root filesystem of the guest (with -k)', '/')
+  .addOption(new Option('-a, --arch <arch>', 'guest architecture (with -k)').default('x86_64'))
+  .option('-q, --qemu <binary>', 'QEMU binary (with -k; default qemu-system-<arch>)')
+  .option('-m, --memory <size>', 'guest memory (with -k)', '1G')
+  .option('-c, --config <path>', 'config file', 'vmtest.toml')
+  .option('-f, --filter <regex>', 'run only the targets whose name matches', '.*')
+  .showHelpAfterError()
+  .action(async (command: string[], opts: CliOptions) => {
+    process.exitCode = await main(command, opts, program)
+  })
+
+program
+  .command('setup')
+  .description('install QEMU, busybox and qemu-guest-agent (apt, as root) and fetch the default guest kernel')
+  .action(async () => {
+    process.exitCode = (await setupHost()).length > 0 ? 1 : 0
+  })
+
+program
+  .command('doctor')
+  .description('check QEMU, KVM, busybox, a kernel and its modules; print what to fix')
+  .option('-k, --kernel <path>', 'the kernel to check (default: the one a boot would pick)')
+  .action(async (opts: { kernel?: string }) => {
+    const checks = await doctor({ kernel: opts.kernel && resolve(opts.kernel) })
+    process.stdout.write(`${formatDoctor(checks, pc.isColorSupported)}\n`)
+    process.exitCode = checks.some((c) => !c.ok && c.fatal) ? 1 : 0
+  })
+
+interface CliOptions {
+  kernel?: string
+  kargs?: string
+  rootfs: string
+  arch: string
+  qemu?: string
+  memory: string
+  config: string
+  filter: string
+}
+
+async function main(command: string[], opts: CliOptions, cli: Command): Promise<number> {
+  try {
+    if (!opts.kernel) {
+      const given = (['kargs', 'qemu'] as const).filter((o) => opts[o] !== undefined)
+      if (command.length > 0 || given.length > 0) cli.error(`vmtest: ${command.length > 0 ? 'a command' : `--${given[0]}`} needs -k KERNEL (or put it in a [[target]] of ${opts.config})`)
+      return await runConfig(resolve(opts.config), new RegExp(opts.filter))
+    }
+    if (command.length === 0) cli.error('vmtest: -k needs a command to run (or `-` for a shell)')
+    if (opts.rootfs !== '/') cli.error(`vmtest: -r ${opts.rootfs}: only the host's root (/) is supported as the guest's root for now`)
+    if (opts.arch !== 'x86_64') cli.error(`vmtest: -a ${opts.arch}: only x86_64 guests are supported for now`)
+    const options: GuestOptions = {
+      kernel: resolve(opts.kernel),
+      kernelArgs: opts.kargs,
+      qemu: opts.qemu,
+      memory: opts.memory,
+      sources: { kernel: '-k', kernelArgs: '--kargs', qemu: '-q', memory: '-m' },
+    }
+    if (command.length === 1 && command[0] === '-') return await runShell(options)
+    return await runOneLiner(options, command.join(' '), basename(opts.kernel))
+  } catch (error) {
+    process.stderr.write(`${isVmtestError(error) ? error.message : (error as Error).stack}\n`)
+    return 1
+  }
+}
+
+await program.parseAsync()
