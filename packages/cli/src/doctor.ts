@@ -8,6 +8,8 @@ import { join, resolve } from 'node:path'
 import pc from 'picocolors'
 import {
   cacheDir,
+  OVERLAY_MODULE,
+  REQUIRED_MODULES,
   chooseAccel,
   chooseKernel,
   findExecutable,
@@ -38,10 +40,6 @@ export interface DoctorOptions {
   qemu?: string
 }
 
-/** The modules a distro kernel needs to reach the agent (as boot.ts loads them). */
-const REQUIRED_MODULES = ['virtio_pci', 'virtio_console', '9pnet_virtio', '9p']
-/** Optional: without overlayfs the root is read-only instead of a throwaway overlay. */
-const OVERLAY_MODULE = 'overlay'
 const MIN_NODE: [number, number] = [20, 5]
 const QEMU_VERSION_TIMEOUT_MS = 5000
 /** The probe's own bound, its kill delay, and slack for a loaded host. */

@@ -35,8 +35,9 @@ const POWEROFF_TIMEOUT_MS = 3000
 const CONSOLE_TAIL_IN_ERRORS = 40
 
 /** Modules a distro kernel needs to reach the agent: PCI virtio, the serial port, 9p. */
-const REQUIRED_MODULES = ['virtio_pci', 'virtio_console', '9pnet_virtio', '9p']
-const OVERLAY_MODULE = 'overlay'
+export const REQUIRED_MODULES = ['virtio_pci', 'virtio_console', '9pnet_virtio', '9p']
+/** Wanted for the default root mode; without it the root is read-only. */
+export const OVERLAY_MODULE = 'overlay'
 
 
 let accelWarningShown = false
