@@ -106,7 +106,13 @@ vm.memory = "512M"
     expect(run.exitCode).toBe(0)
   })
 
-  test('`-`: an interactive shell on a terminal; exiting it ends the guest', async () => {
+  test('`-` without a terminal says so, before booting anything', async () => {
+    const run = await vmtest(['-k', testKernel!, '-'], tmpdir())
+    expect(run.exitCode).toBe(2)
+    expect(run.stderr).toBe('vmtest: `-` starts an interactive shell, which needs a terminal on stdin and stdout.')
+  })
+
+  test('`-`: an interactive shell on a terminal; Ctrl-C reaches the guest; exiting it ends the guest', async () => {
     const cwd = mkdtempSync(join(tmpdir(), 'vmtest-cli-e2e-'))
     dirs.push(cwd)
     // script(1) gives the CLI a pseudo-terminal, as a user's terminal would.
@@ -120,6 +126,14 @@ vm.memory = "512M"
     await waitFor(/# $|\$ $/m) // the guest shell's prompt
     child.stdin.write('echo h""i-from-guest; uname -r\r')
     await waitFor(/hi-from-guest/)
+    // Ctrl-C interrupts the guest's foreground command, not the shell and not us.
+    child.stdin.write('sleep 100\r')
+    await new Promise((r) => setTimeout(r, 1500))
+    const interrupted = Date.now()
+    child.stdin.write('\x03')
+    child.stdin.write('echo still-t""here\r')
+    await waitFor(/still-there/)
+    expect(Date.now() - interrupted).toBeLessThan(30_000) // sleep 100 was cut short
     child.stdin.write('exit 7\r')
     const code = await new Promise((r) => child.on('exit', r))
     expect(code).toBe(7)
