@@ -100,6 +100,13 @@ vm.memory = "512M"
     expect(missing.stderr).toContain(join(dir, 'nope.toml'))
   })
 
+  test('setup, on a host already set up, says what it found and changes nothing', async () => {
+    const run = await vmtest(['setup'], tmpdir())
+    expect(run.exitCode).toBe(0)
+    expect(run.stdout + run.stderr).toMatch(/^vmtest setup: default kernel \/\S+vmlinuz-\S+$/m)
+    expect(run.stdout + run.stderr).toMatch(/^vmtest setup: KVM (unusable \(.+\)|works)/m)
+  })
+
   test('doctor says KVM is unusable here and why, and that the rest works', async () => {
     const run = await vmtest(['doctor'], tmpdir())
     expect(run.stdout).toMatch(/^warn +accel: KVM is unusable here/m)
