@@ -6,6 +6,7 @@
 // plus `vmtest setup` (install QEMU and busybox, fetch a kernel) and
 // `vmtest doctor` (what works here, and what to fix).
 
+import { createRequire } from 'node:module'
 import { basename, resolve } from 'node:path'
 import { Command, Option } from 'commander'
 import { isVmtestError, type GuestOptions } from '@vmtest/core'
@@ -15,7 +16,10 @@ import { runOneLiner, runShell } from './one-liner.js'
 import { runConfig } from './targets.js'
 import pc from 'picocolors'
 
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string }
+
 const program = new Command('vmtest')
+  .version(version)
   .description('Run a command, or the targets of vmtest.toml, in a Linux guest booted under QEMU.')
   .argument('[command...]', 'with -k: the command to run in the guest (`-` for an interactive shell)')
   .option('-k, --kernel <path>', 'kernel to boot (bzImage or vmlinux); without it, the targets of the config file run')
