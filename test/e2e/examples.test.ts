@@ -3,18 +3,16 @@
 import { resolve } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
 import { vmSkipReason } from '../utils/vm-env.js'
-import { removeOut, runJest, runVitest, type CliRun } from './run-cli.js'
+import { removeOutDirs, runJest, runVitest, type CliRun } from './run-cli.js'
 
 const example = (name: string) => resolve(import.meta.dirname, '../../examples', name)
 
 describe.skipIf(vmSkipReason)('examples', () => {
-  const runs: CliRun[] = []
-  afterAll(() => runs.forEach(removeOut))
+  afterAll(removeOutDirs)
   const summary = (run: CliRun) => run.tests.map((t) => `${t.file} > ${t.title}: ${t.status}${t.message ? `\n${t.message}` : ''}`)
 
   test('vitest-basic passes', async () => {
     const run = await runVitest(example('vitest-basic'))
-    runs.push(run)
     expect(summary(run).sort()).toEqual([
       'filesystem.test.ts > writes to the root stay in the guest: passed',
       'filesystem.test.ts > the project is shared at its own path: passed',
@@ -27,7 +25,6 @@ describe.skipIf(vmSkipReason)('examples', () => {
 
   test('kernel-module passes, and its WARN_ON test fails with the kernel report', async () => {
     const green = await runVitest(example('kernel-module'))
-    runs.push(green)
     expect(green.tests.map((t) => `${t.title}: ${t.status}`)).toEqual([
       'loads with its parameter, shows it in sysfs and logs it: passed',
       'the parameter is read-only: passed',
@@ -37,7 +34,6 @@ describe.skipIf(vmSkipReason)('examples', () => {
     expect(green.exitCode).toBe(0)
 
     const red = await runVitest(example('kernel-module'), { env: { VMTEST_SHOW_FAILURE: '1' } })
-    runs.push(red)
     const [warns, next] = red.tests
     expect(warns.title).toBe('a module that hits WARN_ON fails the test that loaded it')
     expect(warns.status).toBe('failed')
@@ -48,7 +44,6 @@ describe.skipIf(vmSkipReason)('examples', () => {
 
   test('jest-basic passes', async () => {
     const run = await runJest(example('jest-basic'))
-    runs.push(run)
     expect(summary(run).sort()).toEqual([
       'filesystem.test.js > the project is shared at its own path: passed',
       'filesystem.test.js > writes to the root stay in the guest: passed',

@@ -7,18 +7,16 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
 import { qemuProcesses, vmSkipReason } from '../utils/vm-env.js'
 import { boots, expectPanicVerdicts, expectSplatVerdicts, outcome, qemuLeftAfter, waitFor } from './helpers.js'
-import { e2eEnv, fixtureKernel, fixtures, jestBin, outDir, removeOut, runJest, type CliRun } from './run-cli.js'
+import { e2eEnv, fixtureKernel, fixtures, jestBin, outDir, removeOutDirs, runJest, type CliRun } from './run-cli.js'
 
 describe.skipIf(vmSkipReason)('jest environment', () => {
-  const runs: CliRun[] = []
-  afterAll(() => runs.forEach(removeOut))
+  afterAll(removeOutDirs)
 
   test.each([
     { mode: '2 workers', args: ['--maxWorkers=2'], maxBoots: 2 },
     { mode: 'in band', args: ['--runInBand'], maxBoots: 1 },
   ])('4 files, $mode: guests are reused (at most $maxBoots boots) and no file sees another one\'s writes', async ({ args, maxBoots }) => {
     const run = await runJest('jest-reuse', { args })
-    runs.push(run)
     expect(run.tests.map((t) => `${t.file}: ${t.status} ${t.message}`).sort()).toEqual([1, 2, 3, 4].map((i) => `f${i}.test.js: passed `))
     const ids = boots(run.out)
     expect(Object.keys(ids).sort()).toEqual([1, 2, 3, 4].map((i) => `f${i}.test.js`))
@@ -35,7 +33,6 @@ describe.skipIf(vmSkipReason)('jest environment', () => {
     test('runs', async () => {
       fixtureKernel('jest-kernel', 'bzImage.img')
       run = await runJest('jest-kernel', { args })
-      runs.push(run)
       expect(run.exitCode).toBe(1)
       expect(await qemuLeftAfter('jest-kernel')).toEqual([])
     })
@@ -68,7 +65,6 @@ describe.skipIf(vmSkipReason)('jest environment', () => {
     let sawQemu = false
     const watch = setInterval(() => (sawQemu ||= qemuProcesses(join(fixtures, 'jest-kernel')).length > 0), 100)
     const run = await runJest('jest-kernel', { args: ['test/plain.test.js'] }).finally(() => clearInterval(watch))
-    runs.push(run)
     expect(run.tests.map((t) => t.status)).toEqual(['passed'])
     expect(run.stderr).not.toContain('vmtest: booting')
     expect(sawQemu).toBe(false)
@@ -79,7 +75,6 @@ describe.skipIf(vmSkipReason)('jest environment', () => {
     const kernel = fixtureKernel(project, 'bzImage.img')
     fixtureKernel(project, 'other.img')
     const out = outDir()
-    runs.push({ out } as CliRun)
     const jest = spawn(process.execPath, [jestBin, '--watchAll'], {
       cwd: join(fixtures, project),
       env: { ...process.env, ...e2eEnv(out), CI: '', FORCE_COLOR: '0' },

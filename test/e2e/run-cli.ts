@@ -51,8 +51,18 @@ export function e2eEnv(out: string, extra: Record<string, string> = {}): Record<
   return { VMTEST_E2E_KERNEL: testKernel!, VMTEST_E2E_MODULES: kernelModules(), VMTEST_E2E_OUT: out, ...extra }
 }
 
+const outDirs = new Set<string>()
+
+/** A temp dir for what a fixture's tests write; removeOutDirs() removes every one made, whatever happened. */
 export function outDir(): string {
-  return mkdtempSync(join(tmpdir(), 'vmtest-e2e-out-'))
+  const dir = mkdtempSync(join(tmpdir(), 'vmtest-e2e-out-'))
+  outDirs.add(dir)
+  return dir
+}
+
+export function removeOutDirs(): void {
+  for (const dir of outDirs) rmSync(dir, { recursive: true, force: true })
+  outDirs.clear()
 }
 
 interface RunOptions {
@@ -93,6 +103,3 @@ async function runCli(project: string, options: RunOptions, command: (report: st
   return { exitCode: result.exitCode, tests, files, stdout: result.stdout, stderr: result.stderr, out, wallMs }
 }
 
-export function removeOut(run: { out: string }): void {
-  rmSync(run.out, { recursive: true, force: true })
-}

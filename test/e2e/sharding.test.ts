@@ -4,11 +4,10 @@
 import { afterAll, describe, expect, test } from 'vitest'
 import { vmSkipReason } from '../utils/vm-env.js'
 import { boots, qemuLeftAfter } from './helpers.js'
-import { removeOut, runJest, runVitest, type CliRun } from './run-cli.js'
+import { removeOutDirs, runJest, runVitest } from './run-cli.js'
 
 describe.skipIf(vmSkipReason)('sharding', () => {
-  const runs: CliRun[] = []
-  afterAll(() => runs.forEach(removeOut))
+  afterAll(removeOutDirs)
 
   test.each([
     { runner: 'vitest', fixture: 'vitest-reuse', files: 6, run: runVitest },
@@ -17,7 +16,6 @@ describe.skipIf(vmSkipReason)('sharding', () => {
     const shards = []
     for (const shard of ['1/2', '2/2']) {
       const result = await run(fixture, { args: [`--shard=${shard}`] })
-      runs.push(result)
       expect(result.exitCode).toBe(0)
       expect(await qemuLeftAfter(fixture)).toEqual([])
       shards.push(result)

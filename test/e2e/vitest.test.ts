@@ -7,15 +7,13 @@ import { join, resolve } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
 import { vmSkipReason } from '../utils/vm-env.js'
 import { boots, expectPanicVerdicts, expectSplatVerdicts, outcome, qemuLeftAfter, waitFor } from './helpers.js'
-import { e2eEnv, fixtureKernel, fixtures, outDir, removeOut, runVitest, type CliRun } from './run-cli.js'
+import { e2eEnv, fixtureKernel, fixtures, outDir, removeOutDirs, runVitest, type CliRun } from './run-cli.js'
 
 describe.skipIf(vmSkipReason)('vitest environment', () => {
-  const runs: CliRun[] = []
-  afterAll(() => runs.forEach(removeOut))
+  afterAll(removeOutDirs)
 
   test('6 files on 2 workers boot at most 2 guests, and no file sees another one\'s writes', async () => {
     const run = await runVitest('vitest-reuse')
-    runs.push(run)
     expect(run.tests.map((t) => `${t.file}: ${t.status} ${t.message}`)).toEqual([1, 2, 3, 4, 5, 6].map((i) => `f${i}.test.ts: passed `).sort())
     const bootIds = boots(run.out)
     expect(Object.keys(bootIds).sort()).toEqual([1, 2, 3, 4, 5, 6].map((i) => `f${i}.test.ts`))
@@ -32,7 +30,6 @@ describe.skipIf(vmSkipReason)('vitest environment', () => {
     test('runs', async () => {
       fixtureKernel('vitest-kernel')
       run = await runVitest('vitest-kernel', { env: { ...e2eEnv(outDir()), VMTEST_E2E_PLUGIN: plugin } })
-      runs.push(run)
       expect(run.exitCode).toBe(1)
       expect(await qemuLeftAfter('vitest-kernel')).toEqual([])
     })
@@ -70,7 +67,6 @@ describe.skipIf(vmSkipReason)('vitest environment', () => {
   test('watch mode: rebuilding a kernel reruns exactly the files that boot it, on a new guest; Ctrl-C leaves nothing', async () => {
     const kernel = fixtureKernel('vitest-watch')
     const out = outDir()
-    runs.push({ out } as CliRun)
     const vitest = spawn(process.execPath, [resolve('node_modules/vitest/vitest.mjs'), '--watch'], {
       cwd: join(fixtures, 'vitest-watch'),
       env: { ...process.env, ...e2eEnv(out), CI: '', FORCE_COLOR: '0' },
