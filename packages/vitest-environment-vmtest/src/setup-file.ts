@@ -15,12 +15,14 @@ if (state.active) {
   beforeAll(async () => {
     await currentSession().guest()
   }, LEASE_TIMEOUT_MS)
-  beforeEach(({ task, onTestFinished }) => {
+  beforeEach(async ({ task, onTestFinished }) => {
     const session = currentSession()
+    // After a crash the next test gets a fresh guest, booted here rather than in its body.
+    if (session.crashed) await session.guest().catch(() => {})
     session.testStarted(task.fullName ?? task.name)
     onTestFinished(async ({ task: finished }) => {
       const errors = await session.testFinished(finished.result?.state === 'fail')
       if (errors.length > 0) throw errors[0]
     })
-  })
+  }, LEASE_TIMEOUT_MS)
 }
