@@ -3,7 +3,7 @@
 // the same connection, which the broker passes through to the guest's agent.
 
 import { spawn } from 'node:child_process'
-import { connect, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import type { KmsgRecord } from '../../protocol/methods.js'
 import { Peer } from '../../protocol/rpc.js'
@@ -11,7 +11,7 @@ import { KernelLog } from '../console/kernel-log.js'
 import { VmtestError, withoutStack, type VmtestErrorCode, type VmtestPhase } from '../errors.js'
 import { Guest, type GuestInfo } from '../guest.js'
 import type { GuestOptions } from '../options.js'
-import { anchorPid, brokerDir, brokerSocket } from './location.js'
+import { anchorPid, brokerDir, brokerSocket, connectIfListening } from './location.js'
 import { GUEST_EXIT_EVENT, LEASE_METHOD, PROGRESS_EVENT, SHUTDOWN_METHOD, type LeaseParams, type LeaseResult, type WireVmtestError } from './protocol.js'
 
 /** A broker we started must listen within this long (it is a plain Node start). */
@@ -86,7 +86,7 @@ export async function leaseGuest(request: LeaseRequest): Promise<RemoteLease> {
 
 /** Asks this run's broker, if one runs, to power its guests off and exit; resolves when it did. */
 export async function stopBroker(anchor = anchorPid()): Promise<void> {
-  const socket = await tryConnect(brokerSocket(brokerDir(anchor)))
+  const socket = await connectIfListening(brokerSocket(brokerDir(anchor)))
   if (!socket) return
   const peer = new Peer((frame) => socket.write(frame))
   socket.on('data', (chunk) => peer.receive(chunk))
@@ -111,7 +111,7 @@ export async function startBroker(options: { anchor?: number; maxGuests?: number
 async function connectBroker(options: { anchor?: number; maxGuests?: number } = {}): Promise<Socket> {
   const anchor = options.anchor ?? anchorPid()
   const path = brokerSocket(brokerDir(anchor))
-  const existing = await tryConnect(path)
+  const existing = await connectIfListening(path)
   if (existing) return existing
 
   const main = fileURLToPath(new URL('./main.js', import.meta.url))
@@ -127,7 +127,7 @@ async function connectBroker(options: { anchor?: number; maxGuests?: number } = 
   try {
     const deadline = Date.now() + BROKER_START_TIMEOUT_MS
     for (;;) {
-      const socket = await tryConnect(path)
+      const socket = await connectIfListening(path)
       if (socket) return socket
       // Exit 0 with nothing said: another worker's broker won the race; keep trying to connect.
       if (exit !== undefined && (exit !== '0' || stderr)) {
@@ -142,17 +142,6 @@ async function connectBroker(options: { anchor?: number; maxGuests?: number } = 
     child.stderr!.destroy()
     child.unref()
   }
-}
-
-function tryConnect(path: string): Promise<Socket | undefined> {
-  return new Promise((resolve) => {
-    const socket = connect(path)
-    socket.once('connect', () => {
-      socket.removeAllListeners('error')
-      resolve(socket)
-    })
-    socket.once('error', () => resolve(undefined))
-  })
 }
 
 function withRunning(error: WireVmtestError, running: Map<number, string>): WireVmtestError {

@@ -4,6 +4,7 @@
 
 import { isMainThread } from 'node:worker_threads'
 import { lstatSync, mkdirSync } from 'node:fs'
+import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -39,4 +40,16 @@ export function makePrivateDir(dir: string): void {
   if (!stat.isDirectory() || (uid !== undefined && stat.uid !== uid) || (stat.mode & 0o077) !== 0) {
     throw new Error(`${dir} exists but is not a private directory of this user: remove it`)
   }
+}
+
+/** A connection to the broker listening at `path`, or undefined when none answers there. */
+export function connectIfListening(path: string): Promise<Socket | undefined> {
+  return new Promise((resolve) => {
+    const socket = connect(path)
+    socket.once('connect', () => {
+      socket.removeAllListeners('error')
+      resolve(socket)
+    })
+    socket.once('error', () => resolve(undefined))
+  })
 }

@@ -2,12 +2,11 @@
 // long as the anchor (the test runner's main process) and powers every guest
 // off when the anchor exits, when asked to, or on SIGINT/SIGTERM/SIGHUP.
 
-import { connect } from 'node:net'
 import { rmSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { parseArgs } from 'node:util'
 import { Broker } from './server.js'
-import { brokerDir, brokerSocket, makePrivateDir } from './location.js'
+import { brokerDir, brokerSocket, connectIfListening, makePrivateDir } from './location.js'
 import { isAlive } from '../paths.js'
 
 /** How often the anchor's life is checked; also how long guests may outlive it. */
@@ -56,16 +55,10 @@ async function listenOnce(path: string): Promise<boolean> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error
   }
-  if (await answers(path)) return false
+  const live = await connectIfListening(path)
+  live?.destroy()
+  if (live) return false
   rmSync(path, { force: true }) // left by a broker that was killed
   await broker.listen(path)
   return true
-}
-
-function answers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(path)
-    socket.once('connect', () => (socket.destroy(), resolve(true)))
-    socket.once('error', () => resolve(false))
-  })
 }
