@@ -70,12 +70,12 @@ export class VmtestEnvironment extends NodeEnvironment {
     // Jest merges the file's options into testEnvironmentOptions itself; `{"vmtest": {...}}` there means the same as `{...}`.
     const fileOptions = directives.environmentOptions
     if (fileOptions && typeof fileOptions.vmtest === 'object') directives.environmentOptions = fileOptions.vmtest as Record<string, unknown>
-    const merged = runner.mergeLayers(
-      [{ source: 'testEnvironmentOptions.vmtest of the Jest config', baseDir: this.rootDir, options: this.configOptions }, ...runner.fileLayers(directives, this.testPath)],
-      { rootDir: this.rootDir },
-    )
-    merged.guest.shared ??= this.rootDir
-    return merged
+    return runner.mergeFileOptions({
+      file: this.testPath,
+      directives,
+      rootDir: this.rootDir,
+      config: { source: 'testEnvironmentOptions.vmtest of the Jest config', options: this.configOptions },
+    })
   }
 }
 

@@ -6,7 +6,7 @@
 import { fileURLToPath } from 'node:url'
 import { dirname, resolve } from 'node:path'
 import type { Plugin } from 'vite'
-import { cacheDir, chooseKernel, fileLayers, mergeLayers, parseDocblock } from '@vmtest/core/runner'
+import { cacheDir, chooseKernel, mergeFileOptions, parseDocblock } from '@vmtest/core/runner'
 
 export interface VmtestPluginOptions {
   /** Watch the kernel images test files use and rerun them when one changes (default true). */
@@ -51,8 +51,7 @@ export default function vmtest(options: VmtestPluginOptions = {}): Plugin {
 /** The kernel image a test file boots, as the environment will choose it; undefined if that cannot be told. */
 function kernelOf(code: string, file: string, root: string, configOptions: Record<string, unknown> | undefined): string | undefined {
   try {
-    const layers = [{ source: 'environmentOptions.vmtest of the Vitest config', baseDir: root, options: configOptions }, ...fileLayers(parseDocblock(code, file), file)]
-    const { guest } = mergeLayers(layers, { rootDir: root })
+    const { guest } = mergeFileOptions({ file, directives: parseDocblock(code, file), rootDir: root, config: { source: 'environmentOptions.vmtest of the Vitest config', options: configOptions } })
     return guest.kernel ? resolve(guest.kernel) : chooseKernel(undefined, '', cacheDir()).path
   } catch {
     return undefined // the environment reports a bad option when the file runs

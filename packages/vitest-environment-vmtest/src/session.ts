@@ -4,13 +4,15 @@
 
 import { readFileSync } from 'node:fs'
 import { expect } from 'vitest'
-import { FileSession, fileLayers, mergeLayers, parseDocblock, type MergedOptions } from '@vmtest/core/runner'
+import { FileSession, mergeFileOptions, parseDocblock, type MergedOptions } from '@vmtest/core/runner'
 import { workerState } from './state.js'
 
 interface WorkerConfig {
   root?: string
   environmentOptions?: Record<string, unknown>
 }
+
+const CONFIG_SOURCE = 'environmentOptions.vmtest of the Vitest config'
 
 /** The session of the test file running now, made on first use. */
 export function currentSession(): FileSession {
@@ -34,10 +36,7 @@ export function fileOptions(file: string): MergedOptions {
   const directives = parseDocblock(readFileSync(file, 'utf8'), file)
   // setup() got the file's own options instead of the config's when it has some: take the config's from the worker.
   const configOptions = (config?.environmentOptions?.vmtest ?? (directives.environmentOptions ? undefined : workerState().setupOptions)) as Record<string, unknown> | undefined
-  const merged = mergeLayers([{ source: 'environmentOptions.vmtest of the Vitest config', baseDir: root, options: configOptions }, ...fileLayers(directives, file)], { rootDir: root })
-  // The project is shared at /mnt/vmtest (and at its own path) unless told otherwise.
-  merged.guest.shared ??= root
-  return merged
+  return mergeFileOptions({ file, directives, rootDir: root, config: { source: CONFIG_SOURCE, options: configOptions } })
 }
 
 /** The worker's copy of the resolved config (internal to Vitest, so read defensively). */

@@ -87,6 +87,20 @@ export function mergeLayers(layers: OptionLayer[], opts: { rootDir: string }): M
   }
 }
 
+/** A test file's options in a runner: the runner config's `vmtest` options
+ * (relative paths against the project root), then the file's docblocks. The
+ * project is shared (at /mnt/vmtest and its own path) unless told otherwise. */
+export function mergeFileOptions(o: {
+  file: string
+  directives: FileDirectives
+  rootDir: string
+  config: { source: string; options?: Record<string, unknown> }
+}): MergedOptions {
+  const merged = mergeLayers([{ source: o.config.source, baseDir: o.rootDir, options: o.config.options }, ...fileLayers(o.directives, o.file)], { rootDir: o.rootDir })
+  merged.guest.shared ??= o.rootDir
+  return merged
+}
+
 /** A test file's docblock layers: @vitest-environment-options (or @jest-…) then the @vmtest-* directives. */
 export function fileLayers(directives: FileDirectives, file: string): OptionLayer[] {
   const baseDir = dirname(file)

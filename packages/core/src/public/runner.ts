@@ -5,7 +5,7 @@ export { createGuestFacade, type GuestFacade, type FacadeHost } from '../runner/
 export { kernelVerdict, kernelLogNote } from '../runner/kernel-report.js'
 export { leaseGuest, startBroker, stopBroker, type LeaseRequest, type RemoteLease } from '../host/broker/client.js'
 export { parseDocblock, type FileDirectives } from '../config/docblock.js'
-export { mergeLayers, fileLayers, type OptionLayer, type RunnerOptions, type MergedOptions } from '../config/merge.js'
+export { mergeLayers, fileLayers, mergeFileOptions, type OptionLayer, type RunnerOptions, type MergedOptions } from '../config/merge.js'
 export { loadVmtestToml, findTarget, targetToGuestOptions, type VmtestTarget, type VmtestConfig } from '../config/vmtest-toml.js'
 export { chooseKernel } from '../host/kernel/resolve.js'
 export { cacheDir } from '../host/paths.js'
