@@ -15,9 +15,8 @@ import {
   findExecutable,
   findModuleDir,
   findQemu,
-  inspectKernel,
+  inspectNamedKernel,
   isStaticElf,
-  KernelFormatError,
   KVM_PROBE_TIMEOUT_MS,
   planModules,
   type KernelInfo,
@@ -68,10 +67,9 @@ export async function doctor(options: DoctorOptions = {}): Promise<DoctorCheck[]
       return fail('kernel', `${first} ${fix}`)
     }
     try {
-      kernel = await inspectKernel(chosen.path)
+      kernel = await inspectNamedKernel(chosen.path, chosen.source)
     } catch (error) {
-      const found = error instanceof KernelFormatError ? `found ${error.found}` : message(error)
-      return fail('kernel', `${chosen.path} (${chosen.source}) is not a bootable kernel: expected a bzImage or an ELF vmlinux, ${found}.`)
+      return fail('kernel', message(error))
     }
     kernelPath = chosen.path
     const what = [kernel.release ?? 'release unknown', `${kernel.arch} ${kernel.format}`].join(', ')

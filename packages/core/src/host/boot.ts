@@ -195,7 +195,8 @@ export function relayGuest(guest: Guest, toClient: (frame: Buffer) => void): Gue
   return relay(toClient)
 }
 
-async function inspect(path: string, source: string): Promise<KernelInfo> {
+/** inspectKernel with the user's error: the file, who named it, what it looks like instead. */
+export async function inspect(path: string, source: string): Promise<KernelInfo> {
   try {
     return await inspectKernel(path)
   } catch (error) {

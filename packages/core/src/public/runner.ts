@@ -10,10 +10,10 @@ export { loadVmtestToml, findTarget, targetToGuestOptions, type VmtestTarget, ty
 export { chooseKernel } from '../host/kernel/resolve.js'
 export { cacheDir } from '../host/paths.js'
 // For `vmtest doctor`: the host checks the engine makes on every boot, one by one.
-export { inspectKernel, KernelFormatError, type KernelInfo } from '../host/kernel/inspect.js'
+export type { KernelInfo } from '../host/kernel/inspect.js'
 export { findModuleDir, planModules, type ModulePlan } from '../host/kernel/modules.js'
 export { isStaticElf } from '../host/initramfs/build.js'
 export { findExecutable, findQemu } from '../host/qemu/binary.js'
 export { chooseAccel, KVM_PROBE_TIMEOUT_MS, type AccelChoice } from '../host/qemu/accel.js'
 export { parseMemory } from '../host/options.js'
-export { REQUIRED_MODULES, OVERLAY_MODULE } from '../host/boot.js'
+export { REQUIRED_MODULES, OVERLAY_MODULE, inspect as inspectNamedKernel } from '../host/boot.js'
