@@ -111,6 +111,10 @@ vm.memory = "512M"
     const run = await vmtest(['doctor'], tmpdir())
     expect(run.stdout).toMatch(/^warn +accel: KVM is unusable here/m)
     expect(run.exitCode).toBe(0)
+    // Its own -k: the kernel to check.
+    const bad = await vmtest(['doctor', '-k', '/etc/passwd'], tmpdir())
+    expect(bad.stdout).toContain('FAIL kernel: /etc/passwd (from the --kernel option) is not a bootable kernel: expected a bzImage or an ELF vmlinux, found text. It is a text file')
+    expect(bad.exitCode).toBe(1)
   })
 
   test('`-` without a terminal says so, before booting anything', async () => {

@@ -30,6 +30,8 @@ const program = new Command('vmtest')
   .option('-m, --memory <size>', 'guest memory (with -k)', '1G')
   .option('-c, --config <path>', 'config file', 'vmtest.toml')
   .option('-f, --filter <regex>', 'run only the targets whose name matches', '.*')
+  // `vmtest doctor -k X`: options after a subcommand are the subcommand's, not ours.
+  .enablePositionalOptions()
   .showHelpAfterError()
   .action(async (command: string[], opts: CliOptions) => {
     process.exitCode = await main(command, opts, program)
