@@ -40,20 +40,12 @@ export interface RemoteLease {
 export async function leaseGuest(request: LeaseRequest): Promise<RemoteLease> {
   const socket = await connectBroker()
   const log = new KernelLog()
-  const peer = new Peer((frame) => socket.write(frame))
+  const { peer, gone } = peerOn(socket, () => new VmtestError('VMTEST_GUEST_CLOSED', 'command', 'The connection to the vmtest guest broker closed: the test run is ending, or the broker died.'))
   peer.on('kmsg', ({ records }: { records: KmsgRecord[] }) => log.add(records))
   peer.on(PROGRESS_EVENT, ({ message }: { message: string }) => request.onProgress?.(message))
   // The broker saw the guest die; only we know which commands were running.
   const running = new Map<number, string>()
   peer.on(GUEST_EXIT_EVENT, (error: WireVmtestError) => peer.close(fromWire(withRunning(error, running))))
-  socket.on('data', (chunk) => peer.receive(chunk))
-  socket.on('error', () => {})
-  const gone = new Promise<void>((resolve) =>
-    socket.on('close', () => {
-      peer.close(new VmtestError('VMTEST_GUEST_CLOSED', 'command', 'The connection to the vmtest guest broker closed: the test run is ending, or the broker died.'))
-      resolve()
-    }),
-  )
 
   const { onProgress: _onProgress, ...options } = request.options
   const params: LeaseParams = { options: { ...options, cwd: options.cwd ?? process.cwd() }, file: request.file, isolate: request.isolate }
@@ -88,18 +80,24 @@ export async function leaseGuest(request: LeaseRequest): Promise<RemoteLease> {
 export async function stopBroker(anchor = anchorPid()): Promise<void> {
   const socket = await connectIfListening(brokerSocket(brokerDir(anchor)))
   if (!socket) return
+  const { peer, gone } = peerOn(socket, () => new Error('the broker hung up'))
+  await peer.call(SHUTDOWN_METHOD, {}).catch(() => {})
+  socket.destroy()
+  await gone
+}
+
+/** A Peer over `socket`; `gone` settles once the socket closed, after the Peer was closed with `reason()`. */
+function peerOn(socket: Socket, reason: () => Error): { peer: Peer; gone: Promise<void> } {
   const peer = new Peer((frame) => socket.write(frame))
   socket.on('data', (chunk) => peer.receive(chunk))
-  const closed = new Promise<void>((resolve) =>
+  socket.on('error', () => {})
+  const gone = new Promise<void>((resolve) =>
     socket.on('close', () => {
-      peer.close(new Error('the broker hung up'))
+      peer.close(reason())
       resolve()
     }),
   )
-  socket.on('error', () => {})
-  await peer.call(SHUTDOWN_METHOD, {}).catch(() => {})
-  socket.destroy()
-  await closed
+  return { peer, gone }
 }
 
 /** Starts this run's broker now (the plugin does, so the first file does not wait for it). */
