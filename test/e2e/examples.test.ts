@@ -42,6 +42,16 @@ describe.skipIf(vmSkipReason)('examples', () => {
     expect(red.exitCode).toBe(1)
   })
 
+  test('ebpf passes: a clang-built program counts execs in the guest, and a verifier rejection says why', async () => {
+    const run = await runVitest(example('ebpf'))
+    expect(summary(run)).toEqual([
+      'exec-count.test.ts > the program counts exec()s per command name: passed',
+      'exec-count.test.ts > detaching stops the counting: passed',
+      'exec-count.test.ts > the verifier rejects a map value used without a NULL check, and says why: passed',
+    ])
+    expect(run.exitCode).toBe(0)
+  })
+
   test('jest-basic passes', async () => {
     const run = await runJest(example('jest-basic'))
     expect(summary(run).sort()).toEqual([
