@@ -38,11 +38,11 @@ describe.skipIf(vmSkipReason)('jest environment', () => {
     })
 
     test('a WARNING written to /dev/kmsg fails only its test; an allowed one does not', () => {
-      expectSplatVerdicts(run, 'splat.test.js')
+      expectSplatVerdicts(run, 'splat.test.js', 'jest-kernel')
     })
 
     test('a panic fails only its test, with the panic text; the next test gets a fresh guest', () => {
-      expectPanicVerdicts(run, 'panic.test.js')
+      expectPanicVerdicts(run, 'panic.test.js', 'jest-kernel')
     })
 
     test('@vmtest-kernel and @vmtest-kernel-args pragmas are honoured', () => {

@@ -60,9 +60,14 @@ export function outDir(): string {
   return dir
 }
 
+/** Projects run, whose .vmtest/results (failing tests' logs) removeOutDirs() removes too. */
+const projectsRun = new Set<string>()
+
 export function removeOutDirs(): void {
   for (const dir of outDirs) rmSync(dir, { recursive: true, force: true })
   outDirs.clear()
+  for (const project of projectsRun) rmSync(join(project, '.vmtest'), { recursive: true, force: true })
+  projectsRun.clear()
 }
 
 interface RunOptions {
@@ -83,8 +88,10 @@ async function runCli(project: string, options: RunOptions, command: (report: st
   const out = options.env?.VMTEST_E2E_OUT ?? outDir()
   const report = join(out, 'report.json')
   const started = Date.now()
+  const cwd = resolve(fixtures, project)
+  projectsRun.add(cwd)
   const result = await execa(process.execPath, [...command(report), ...(options.args ?? [])], {
-    cwd: resolve(fixtures, project),
+    cwd,
     env: { ...e2eEnv(out), ...options.env, CI: '' , FORCE_COLOR: '0' },
     reject: false,
     timeout: 600_000,

@@ -35,11 +35,11 @@ describe.skipIf(vmSkipReason)('vitest environment', () => {
     })
 
     test('a WARNING written to /dev/kmsg fails only its test; an allowed one does not', () => {
-      expectSplatVerdicts(run, 'splat.test.ts')
+      expectSplatVerdicts(run, 'splat.test.ts', 'vitest-kernel')
     })
 
     test('a panic fails only its test, with the panic text; the next test gets a fresh guest', () => {
-      expectPanicVerdicts(run, 'panic.test.ts')
+      expectPanicVerdicts(run, 'panic.test.ts', 'vitest-kernel')
     })
 
     test('@vmtest-kernel and @vmtest-kernel-args are honoured', () => {

@@ -51,7 +51,7 @@ export class VmtestEnvironment extends NodeEnvironment {
       if (session.crashed) await session.guest().catch(() => {})
       session.testStarted(testName(event.test))
     } else if (event.name === 'test_done') {
-      const errors = await session.testFinished(event.test.errors.length > 0)
+      const errors = await session.testFinished(event.test.errors.length > 0, event.test.errors)
       event.test.errors.push(...errors)
     }
   }

@@ -43,7 +43,7 @@ function watchTest(session: FileSession): void {
   state.watchedTest = `${session.file}\0${name}`
   session.testStarted(name)
   onTestFinished(async ({ task }) => {
-    const errors = await session.testFinished(task.result?.state === 'fail')
+    const errors = await session.testFinished(task.result?.state === 'fail', task.result?.errors)
     if (errors.length > 0) throw errors[0]
   })
 }

@@ -19,9 +19,9 @@ if (state.active) {
     const session = currentSession()
     // After a crash the next test gets a fresh guest, booted here rather than in its body.
     if (session.crashed) await session.guest().catch(() => {})
-    session.testStarted(task.fullName ?? task.name)
+    session.testStarted(task.fullTestName ?? task.name)
     onTestFinished(async ({ task: finished }) => {
-      const errors = await session.testFinished(finished.result?.state === 'fail')
+      const errors = await session.testFinished(finished.result?.state === 'fail', finished.result?.errors)
       if (errors.length > 0) throw errors[0]
     })
   }, LEASE_TIMEOUT_MS)

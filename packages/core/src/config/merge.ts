@@ -1,6 +1,6 @@
 // Layers a test file's options (vmtest.toml target < runner config < docblocks) into guest and runner options.
 
-import { dirname, isAbsolute, resolve } from 'node:path'
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { SPLAT_KINDS, type SplatKind } from '../host/console/splat.js'
 import { didYouMean } from '../host/did-you-mean.js'
 import { VmtestError } from '../host/errors.js'
@@ -14,6 +14,10 @@ export interface RunnerOptions {
   verbose: boolean
   /** Which kernel splats fail a test: all (true), none (false), or these kinds. */
   failOnKernel: boolean | SplatKind[]
+  /** Where a failing test's console log and QEMU command line are written: the base folder, or false for nowhere. */
+  resultsDir: string | false
+  /** This file's folder under resultsDir (set by mergeFileOptions). */
+  failureLogDir?: string
 }
 
 export interface OptionLayer {
@@ -36,9 +40,12 @@ const GUEST_KEYS: Record<Exclude<keyof GuestOptions, 'sources'>, true> = {
   kernel: true, kernelArgs: true, modules: true, memory: true, cpus: true, accel: true, qemu: true, rootMode: true,
   shared: true, mounts: true, bootTimeout: true, extraArgs: true, cwd: true, consoleLog: true, onProgress: true,
 }
-const RUNNER_KEYS = ['target', 'config', 'isolate', 'verbose', 'failOnKernel', 'rootfs'] as const
+const RUNNER_KEYS = ['target', 'config', 'isolate', 'verbose', 'failOnKernel', 'rootfs', 'resultsDir'] as const
 type RunnerKey = (typeof RUNNER_KEYS)[number]
 const KNOWN = [...Object.keys(GUEST_KEYS), ...RUNNER_KEYS]
+
+/** Failing tests' logs go to <project root>/.vmtest/results/<test file>/<test>.log unless `resultsDir` says otherwise. */
+export const DEFAULT_RESULTS_DIR = '.vmtest/results'
 
 const invalid = (message: string) => new VmtestError('VMTEST_OPTION_INVALID', 'config', message)
 
@@ -83,8 +90,18 @@ export function mergeLayers(layers: OptionLayer[], opts: { rootDir: string }): M
       isolate: runnerValue(runner.isolate, 'lease', (v) => v === 'lease' || v === 'reboot', 'isolate', "'lease' or 'reboot'"),
       verbose: runnerValue(runner.verbose, false, (v) => typeof v === 'boolean', 'verbose', 'true or false'),
       failOnKernel: failOnKernel(runner.failOnKernel),
+      resultsDir: resultsDir(runner.resultsDir, opts.rootDir),
     },
   }
+}
+
+/** Default `.vmtest/results` under the project root; relative paths against the layer that set it. */
+function resultsDir(set: { value: unknown; layer: OptionLayer } | undefined, rootDir: string): string | false {
+  if (set === undefined) return join(rootDir, DEFAULT_RESULTS_DIR)
+  const { value, layer } = set
+  if (value === false) return false
+  if (typeof value !== 'string' || value === '') throw bad('resultsDir', layer, 'a folder path, or false to write no failure logs', value)
+  return resolve(layer.baseDir, value)
 }
 
 /** A test file's options in a runner: the runner config's `vmtest` options
@@ -98,6 +115,9 @@ export function mergeFileOptions(o: {
 }): MergedOptions {
   const merged = mergeLayers([{ source: o.config.source, baseDir: o.rootDir, options: o.config.options }, ...fileLayers(o.directives, o.file)], { rootDir: o.rootDir })
   merged.guest.shared ??= o.rootDir
+  const { resultsDir } = merged.runner
+  // A file outside the root (../x.test.ts) keeps its path below the results folder all the same.
+  if (resultsDir) merged.runner.failureLogDir = join(resultsDir, relative(o.rootDir, o.file).replace(/^(\.\.\/)+/, ''))
   return merged
 }
 

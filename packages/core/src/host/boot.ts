@@ -135,6 +135,8 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
     bootMs: Date.now() - started,
     bootId: hello.bootId,
     qemuPid: qemuProcess.pid!,
+    qemuCommand: [qemu, ...args],
+    consoleLog: qemuProcess.consoleLog,
   }
   const agent = link!
   qemuProcess.exited.then(async (exit) => {

@@ -54,3 +54,11 @@ export function withoutStack<E extends Error>(error: E): E {
   error.stack = `${error.name}: ${error.message}`
   return error
 }
+
+/** Adds a line to an error's message, and to its stack, which runners print instead and which was written when it was made. */
+export function appendLine<E extends Error>(error: E, line: string): E {
+  const before = error.message
+  error.message = `${before}\n${line}`
+  if (error.stack?.includes(before)) error.stack = error.stack.replace(before, error.message)
+  return error
+}

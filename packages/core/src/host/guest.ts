@@ -59,6 +59,10 @@ export interface GuestInfo {
   bootId: string
   /** The QEMU process on the host. */
   qemuPid: number
+  /** QEMU's command line, the binary first. */
+  qemuCommand: string[]
+  /** The file the guest's whole serial console goes to while QEMU runs. */
+  consoleLog: string
 }
 
 /** What Guest needs from boot: the live link and its lifecycle. */

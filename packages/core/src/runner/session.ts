@@ -2,11 +2,14 @@
 // up front), give each test its kernel log window and verdict, lease a fresh
 // guest after a crash, and give the guest back when the file is done.
 
+import { rmSync } from 'node:fs'
 import { leaseGuest, type RemoteLease } from '../host/broker/client.js'
 import type { Guest } from '../host/guest.js'
 import type { GuestOptions } from '../host/options.js'
 import type { RunnerOptions } from '../config/merge.js'
 import { kernelLogNote, kernelVerdict } from './kernel-report.js'
+import { displayPath, writeFailureLog } from './failure-log.js'
+import { appendLine, withoutStack } from '../host/errors.js'
 
 export interface SessionOptions {
   file: string
@@ -16,14 +19,25 @@ export interface SessionOptions {
   print: (line: string) => void
 }
 
+/** The test now running: its name, where its kernel log window starts, on which lease. */
+interface RunningTest {
+  name: string
+  mark: number
+  lease?: RemoteLease
+  allowed: RegExp[]
+}
+
 export class FileSession {
   private lease?: RemoteLease
   private leasing?: Promise<Guest>
   private resolved?: { guest: GuestOptions; runner: RunnerOptions }
-  private test?: { name: string; mark: number; lease?: RemoteLease; allowed: RegExp[] }
+  private test?: RunningTest
   /** Taint after the last check: the next test's "before". */
   private taint?: number
   private closed = false
+  /** Failure logs written for this file in this run (two tests of one name get two logs). */
+  private readonly logsWritten = new Set<string>()
+  private logsCleared = false
 
   constructor(private readonly o: SessionOptions) {}
 
@@ -77,13 +91,44 @@ export class FileSession {
   }
 
   /** The current test ended: the errors that fail it (a splat, a taint, the
-   * guest's crash), or, for a test that failed anyway, its kernel log to read. */
-  async testFinished(failed: boolean): Promise<Error[]> {
+   * guest's crash), or, for a test that failed anyway, its kernel log to read.
+   * A failed test also gets its failure log written, and a line naming it.
+   * `failures` are the runner's errors for the test, quoted in that log. */
+  async testFinished(failed: boolean, failures: readonly unknown[] = []): Promise<Error[]> {
     const test = this.test
     this.test = undefined
     const lease = this.lease
     if (!test || !lease || test.lease !== lease) return []
+    const errors = await this.judge(test, lease.guest, failed)
+    if (!failed && errors.length === 0) return errors
+    const dir = this.runner.failureLogDir
+    if (!dir) return errors
     const { guest } = lease
+    let path: string
+    try {
+      path = writeFailureLog(
+        {
+          dir,
+          file: this.o.file,
+          test: test.name,
+          info: guest.info,
+          failures: [...failures, ...errors].map(describeFailure),
+          kernelLog: guest.kernelLog(test.mark),
+          crash: guest.closeReason,
+        },
+        this.logsWritten,
+      )
+    } catch (error) {
+      this.o.print(`vmtest: could not write the failure log of "${test.name}" into ${dir}: ${(error as Error).message}`)
+      return errors
+    }
+    const line = `Console log and QEMU command line: ${displayPath(path)}`
+    const [first, ...rest] = errors
+    return first ? [appendLine(first, line), ...rest] : [failureLogNote(line)]
+  }
+
+  /** The verdict on one finished test's kernel log window. */
+  private async judge(test: RunningTest, guest: Guest, failed: boolean): Promise<Error[]> {
     if (guest.closed) {
       // The crash already failed the command that was running; a test whose
       // commands had all returned learns of it here.
@@ -119,6 +164,14 @@ export class FileSession {
     await lease?.release()
   }
 
+  /** The failure logs of this file's last run are stale once it runs again. */
+  private clearOldLogs(): void {
+    const dir = this.runner.failureLogDir
+    if (this.logsCleared || !dir) return
+    this.logsCleared = true
+    rmSync(dir, { recursive: true, force: true })
+  }
+
   private settings(): { guest: GuestOptions; runner: RunnerOptions } {
     this.resolved ??= this.o.options()
     return this.resolved
@@ -136,9 +189,26 @@ export class FileSession {
       throw new Error(`vmtest: ${this.o.file} finished while its guest was booting.`)
     }
     this.lease = lease
+    this.clearOldLogs()
     this.taint = (await lease.guest.syncKernelLog()).tainted
     // A test that started before the guest existed watches from here.
     if (this.test && !this.test.lease) Object.assign(this.test, { lease, mark: lease.guest.markKernelLog() })
     return lease.guest
   }
+}
+
+/** One failure as text for the log: an Error's stack (its message when it has none), a runner's [error, asyncError] pair by its first. */
+function describeFailure(failure: unknown): string {
+  const error = Array.isArray(failure) ? failure[0] : failure
+  if (error instanceof Error || (typeof error === 'object' && error !== null && 'message' in error)) {
+    const e = error as { stack?: string; message: string }
+    return e.stack && e.stack.includes(e.message) ? e.stack : e.message
+  }
+  return String(error)
+}
+
+function failureLogNote(line: string): Error {
+  const note = new Error(line)
+  note.name = 'VmtestFailureLog'
+  return withoutStack(note)
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
 import { parseDocblock } from '../../src/config/docblock.js'
-import { fileLayers, mergeLayers, type OptionLayer } from '../../src/config/merge.js'
+import { fileLayers, mergeFileOptions, mergeLayers, type OptionLayer } from '../../src/config/merge.js'
 import { isVmtestError, type VmtestErrorCode } from '../../src/host/errors.js'
 import { resolveOptions } from '../../src/host/options.js'
 
@@ -59,19 +59,41 @@ function message(fn: () => unknown, code: VmtestErrorCode = 'VMTEST_OPTION_INVAL
 
 describe('defaults', () => {
   test('no layers: no guest options, default runner options', () => {
-    expect(merge()).toEqual({ guest: { sources: {} }, runner: { isolate: 'lease', verbose: false, failOnKernel: true } })
+    expect(merge()).toEqual({ guest: { sources: {} }, runner: { isolate: 'lease', verbose: false, failOnKernel: true, resultsDir: join(root, '.vmtest/results') } })
     expect(merge({ source: CONFIG, baseDir: root }, ...docblock(''))).toEqual(merge())
   })
 
   test('runner options pass through; none of them reaches the guest options', () => {
     const merged = merge(config({ isolate: 'reboot', verbose: true, failOnKernel: ['panic', 'oops', 'panic'], rootfs: '/', memory: '2G' }))
-    expect(merged.runner).toEqual({ isolate: 'reboot', verbose: true, failOnKernel: ['panic', 'oops'] })
+    expect(merged.runner).toEqual({ isolate: 'reboot', verbose: true, failOnKernel: ['panic', 'oops'], resultsDir: join(root, '.vmtest/results') })
     expect(merged.guest).toEqual({ memory: '2G', sources: { memory: CONFIG } })
     expect(merge(config({ failOnKernel: false })).runner.failOnKernel).toBe(false)
   })
 
   test('an option set to undefined does not override', () => {
     expect(merge(config({ memory: '2G' }), config({ memory: undefined })).guest.memory).toBe('2G')
+  })
+})
+
+describe('resultsDir: where failing tests leave their logs', () => {
+  test('relative to the layer that sets it; false turns the logs off', () => {
+    expect(merge(config({ resultsDir: 'out/logs' })).runner.resultsDir).toBe(join(root, 'out/logs'))
+    expect(merge(config({ resultsDir: '/abs/logs' })).runner.resultsDir).toBe('/abs/logs')
+    expect(merge(config({ resultsDir: false })).runner.resultsDir).toBe(false)
+  })
+
+  test("a test file's logs go in a folder named by its path under the project root", () => {
+    const file = (path: string, options: Record<string, unknown> = {}) =>
+      mergeFileOptions({ file: path, directives: {}, rootDir: root, config: { source: CONFIG, options } }).runner.failureLogDir
+    expect(file(FILE)).toBe(join(root, '.vmtest/results/test/a.test.ts'))
+    expect(file(join(root, '../elsewhere/b.test.ts'))).toBe(join(root, '.vmtest/results/elsewhere/b.test.ts'))
+    expect(file(FILE, { resultsDir: false })).toBeUndefined()
+  })
+
+  test('anything else is an error naming the option and where it was set', () => {
+    expect(message(() => merge(config({ resultsDir: true })))).toBe(
+      `Invalid option \`resultsDir\` (in ${CONFIG}): expected a folder path, or false to write no failure logs, got true (boolean).`,
+    )
   })
 })
 
@@ -176,11 +198,11 @@ describe('precedence', () => {
 
 describe('errors name the option, where it was set, and the fix', () => {
   test('unknown options get a did-you-mean against guest and runner options', () => {
-    expect(message(() => merge(config({ memroy: '2G' })))).toMatchInlineSnapshot(`"Unknown option \`memroy\` in vitest.config environmentOptions.vmtest: did you mean \`memory\`? Known options: kernel, kernelArgs, modules, memory, cpus, accel, qemu, rootMode, shared, mounts, bootTimeout, extraArgs, cwd, consoleLog, onProgress, target, config, isolate, verbose, failOnKernel, rootfs."`)
+    expect(message(() => merge(config({ memroy: '2G' })))).toMatchInlineSnapshot(`"Unknown option \`memroy\` in vitest.config environmentOptions.vmtest: did you mean \`memory\`? Known options: kernel, kernelArgs, modules, memory, cpus, accel, qemu, rootMode, shared, mounts, bootTimeout, extraArgs, cwd, consoleLog, onProgress, target, config, isolate, verbose, failOnKernel, rootfs, resultsDir."`)
     expect(message(() => merge(config({ failonkernel: false })))).toContain('did you mean `failOnKernel`?')
     expect(message(() => merge(config({ kernel_args: 'quiet' })))).toContain('did you mean `kernelArgs`?')
     expect(message(() => merge(...docblock(`// ${V} {"colour": "blue"}`)))).toBe(
-      `Unknown option \`colour\` in ${V} in <root>/test/a.test.ts. Known options: kernel, kernelArgs, modules, memory, cpus, accel, qemu, rootMode, shared, mounts, bootTimeout, extraArgs, cwd, consoleLog, onProgress, target, config, isolate, verbose, failOnKernel, rootfs.`,
+      `Unknown option \`colour\` in ${V} in <root>/test/a.test.ts. Known options: kernel, kernelArgs, modules, memory, cpus, accel, qemu, rootMode, shared, mounts, bootTimeout, extraArgs, cwd, consoleLog, onProgress, target, config, isolate, verbose, failOnKernel, rootfs, resultsDir.`,
     )
     expect(message(() => merge(config({ sources: {} })))).toContain('Unknown option `sources`')
   })
