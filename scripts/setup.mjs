@@ -1,6 +1,9 @@
 #!/usr/bin/env node
-// `npm run setup`: install QEMU and busybox (apt, as root) and fetch the default guest kernel.
+// `npm run setup [-- --kernel <package>...]`: install QEMU and busybox (apt, as
+// root), fetch the default guest kernel and any other kernels named.
+import { parseArgs } from 'node:util'
 import { setupHost } from '@vmtest/core/setup'
 
-const problems = await setupHost()
+const { values } = parseArgs({ options: { kernel: { type: 'string', multiple: true, default: [] } } })
+const problems = await setupHost({ kernels: values.kernel })
 process.exitCode = problems.length > 0 ? 1 : 0

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, utimesSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
-import { qemuProcesses, vmSkipReason } from '../utils/vm-env.js'
+import { otherKernel, qemuProcesses, testKernel, vmSkipReason } from '../utils/vm-env.js'
 import { boots, expectPanicVerdicts, expectSplatVerdicts, outcome, qemuLeftAfter, waitFor } from './helpers.js'
 import { e2eEnv, fixtureKernel, fixtures, jestBin, outDir, removeOutDirs, runJest, type CliRun } from './run-cli.js'
 
@@ -23,6 +23,21 @@ describe.skipIf(vmSkipReason)('jest environment', () => {
     expect(new Set(Object.values(ids)).size).toBeLessThanOrEqual(maxBoots)
     expect(run.exitCode).toBe(0)
     expect(await qemuLeftAfter('jest-reuse')).toEqual([])
+  })
+
+  test('kernelMatrix: every file runs once per kernel, and each PASS line names the kernel', async () => {
+    expect(otherKernel, 'a second kernel: run `npm run setup -- --kernel newest`').toBeTruthy()
+    const out = outDir()
+    const run = await runJest('jest-matrix', { env: e2eEnv(out, { VMTEST_E2E_MATRIX: `${testKernel}:${otherKernel}` }), args: ['--maxWorkers=2'] })
+    expect(run.tests.map((t) => `${t.file}: ${t.status} ${t.message}`).sort()).toEqual(['a.test.js: passed ', 'a.test.js: passed ', 'b.test.js: passed ', 'b.test.js: passed '])
+    const releases = [testKernel!, otherKernel!].map((k) => k.replace(/^.*vmlinuz-/, ''))
+    // Each file recorded, by the guest's uname -r, that it ran on each kernel.
+    expect(Object.keys(boots(out)).sort()).toEqual(releases.flatMap((r) => [`${r}-a.test.js`, `${r}-b.test.js`]).sort())
+    for (const release of releases) {
+      for (const file of ['a', 'b']) expect(run.stderr).toMatch(new RegExp(`PASS +kernel ${release.replace(/[.+]/g, '\\$&')} +test/${file}\\.test\\.js`))
+    }
+    expect(run.exitCode).toBe(0)
+    expect(await qemuLeftAfter('jest-matrix')).toEqual([])
   })
 
   describe.each([

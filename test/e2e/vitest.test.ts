@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, utimesSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
-import { vmSkipReason } from '../utils/vm-env.js'
+import { otherKernel, testKernel, vmSkipReason } from '../utils/vm-env.js'
 import { boots, expectPanicVerdicts, expectSplatVerdicts, outcome, qemuLeftAfter, waitFor } from './helpers.js'
 import { e2eEnv, fixtureKernel, fixtures, outDir, removeOutDirs, runVitest, type CliRun } from './run-cli.js'
 
@@ -20,6 +20,25 @@ describe.skipIf(vmSkipReason)('vitest environment', () => {
     expect(new Set(Object.values(bootIds)).size).toBeLessThanOrEqual(2)
     expect(run.exitCode).toBe(0)
     expect(await qemuLeftAfter('vitest-reuse')).toEqual([])
+  })
+
+  test('kernelMatrix: every file runs once per kernel, and each report line names the kernel it ran on', async () => {
+    expect(otherKernel, 'a second kernel: run `npm run setup -- --kernel newest`').toBeTruthy()
+    const out = outDir()
+    const run = await runVitest('vitest-matrix', { env: e2eEnv(out, { VMTEST_E2E_MATRIX: `${testKernel}:${otherKernel}`, NO_COLOR: '1' }), args: ['--reporter=verbose'] })
+    expect(run.tests.map((t) => `${t.file}: ${t.status} ${t.message}`).sort()).toEqual(['a.test.ts: passed ', 'a.test.ts: passed ', 'b.test.ts: passed ', 'b.test.ts: passed '])
+    const releases = [testKernel!, otherKernel!].map((k) => k.replace(/^.*vmlinuz-/, ''))
+    expect(releases[0]).not.toBe(releases[1])
+    // Vitest prefixes each line with the project: the test ran on that kernel (the test itself checks uname -r).
+    for (const release of releases) {
+      for (const file of ['a', 'b']) expect(run.stdout).toMatch(new RegExp(`✓ \\|kernel ${release.replace(/[.+]/g, '\\$&')}\\| test/${file}\\.test\\.ts > runs on the kernel its project is named after`))
+    }
+    // A guest runs one kernel: no boot id is shared across kernels.
+    const ids = boots(out)
+    const guestsOf = (release: string) => new Set([ids[`${release}-a.test.ts`], ids[`${release}-b.test.ts`]])
+    expect([...guestsOf(releases[0])].filter((id) => guestsOf(releases[1]).has(id))).toEqual([])
+    expect(run.exitCode).toBe(0)
+    expect(await qemuLeftAfter('vitest-matrix')).toEqual([])
   })
 
   describe.each([

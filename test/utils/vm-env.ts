@@ -6,10 +6,14 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 
+const cache = process.env.VMTEST_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'vmtest')
+
 function findKernel(): string | undefined {
   if (process.env.VMTEST_KERNEL) return process.env.VMTEST_KERNEL
-  const cache = process.env.VMTEST_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'vmtest')
-  const kernels = join(cache, 'kernels')
+  return firstKernelIn(join(cache, 'kernels'))
+}
+
+function firstKernelIn(kernels: string): string | undefined {
   if (!existsSync(kernels)) return undefined
   for (const pkg of readdirSync(kernels)) {
     const boot = join(kernels, pkg, 'boot')
@@ -29,6 +33,8 @@ function hasQemu(): boolean {
 }
 
 export const testKernel = findKernel()
+/** A second kernel for the kernel matrix test: the one `npm run setup -- --kernel newest` fetched (pretest does). */
+export const otherKernel = firstKernelIn(join(cache, 'kernels', 'extra'))
 const missing = [!hasQemu() && 'qemu-system-x86_64', !testKernel && 'a kernel (run `npm run setup` or set VMTEST_KERNEL)'].filter(Boolean)
 export const vmSkipReason = missing.length > 0 ? `real-guest tests need ${missing.join(' and ')}` : undefined
 

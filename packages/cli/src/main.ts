@@ -40,8 +40,9 @@ const program = new Command('vmtest')
 program
   .command('setup')
   .description('install QEMU, busybox and qemu-guest-agent (apt, as root) and fetch the default guest kernel')
-  .action(async () => {
-    process.exitCode = (await setupHost()).length > 0 ? 1 : 0
+  .option('-k, --kernel <package>', 'also fetch this kernel package, for a kernel matrix: a name, a version prefix (6.12) or "newest"; repeatable', collect, [])
+  .action(async (opts: { kernel: string[] }) => {
+    process.exitCode = (await setupHost({ kernels: opts.kernel })).length > 0 ? 1 : 0
   })
 
 program
@@ -53,6 +54,10 @@ program
     process.stdout.write(`${formatDoctor(checks, pc.isColorSupported)}\n`)
     process.exitCode = checks.some((c) => !c.ok && c.fatal) ? 1 : 0
   })
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value]
+}
 
 interface CliOptions {
   kernel?: string

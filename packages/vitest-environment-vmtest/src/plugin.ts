@@ -6,7 +6,8 @@
 import { fileURLToPath } from 'node:url'
 import { dirname, resolve } from 'node:path'
 import type { Plugin } from 'vite'
-import { cacheDir, chooseKernel, mergeFileOptions, parseDocblock } from '@vmtest/core/runner'
+import type { TestProjectInlineConfiguration } from 'vitest/config'
+import { cacheDir, chooseKernel, matrixKernels, mergeFileOptions, parseDocblock, type MatrixEntry } from '@vmtest/core/runner'
 
 export interface VmtestPluginOptions {
   /** Watch the kernel images test files use and rerun them when one changes (default true). */
@@ -46,6 +47,22 @@ export default function vmtest(options: VmtestPluginOptions = {}): Plugin {
       if (kernel) this.addWatchFile(kernel)
     },
   }
+}
+
+/**
+ * One Vitest project per kernel, for `test.projects`: the same tests (from `project`, which
+ * extends the root config by default) run once on each kernel. Each project is named
+ * "kernel <release>" (or the entry's `name`), and Vitest prints that name on every report line.
+ * Relative paths resolve against the working directory. A file's @vmtest-kernel still wins.
+ */
+export function kernelMatrix(kernels: MatrixEntry[], project: TestProjectInlineConfiguration = {}): TestProjectInlineConfiguration[] {
+  const test = project.test ?? {}
+  const vmtestOptions = (test.environmentOptions?.vmtest ?? {}) as Record<string, unknown>
+  return matrixKernels(kernels, process.cwd(), 'kernelMatrix').map(({ name, kernel }) => ({
+    extends: true,
+    ...project,
+    test: { ...test, name, environmentOptions: { ...test.environmentOptions, vmtest: { ...vmtestOptions, kernel } } },
+  }))
 }
 
 /** The kernel image a test file boots, as the environment will choose it; undefined if that cannot be told. */

@@ -5,11 +5,11 @@
 
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { execa } from 'execa'
 import { findExecutable } from './qemu/binary.js'
 import { cacheDir } from './paths.js'
-import { defaultKernels } from './kernel/resolve.js'
+import { defaultKernels, kernelsIn } from './kernel/resolve.js'
 import { inspectKernel } from './kernel/inspect.js'
 import { fastBootImage } from './kernel/fast-boot.js'
 import { kvmVerdict } from './qemu/accel.js'
@@ -29,6 +29,9 @@ const KERNEL_METAPACKAGES = ['linux-image-amd64', 'linux-image-generic']
 export interface SetupOptions {
   /** Install missing packages with apt when possible (default true). */
   install?: boolean
+  /** More kernels to fetch besides the default, for a kernel matrix: a package name
+   * (linux-image-6.12.118+deb12-amd64), a version prefix (6.12) or 'newest'. */
+  kernels?: string[]
   log?: (line: string) => void
 }
 
@@ -74,33 +77,79 @@ export async function setupHost(options: SetupOptions = {}): Promise<string[]> {
     const verdict = await kvmVerdict(findExecutable('qemu-system-x86_64')!, kernel, cache)
     log(`vmtest setup: ${verdict.kvmUsable ? 'KVM works: guests run at native speed' : `KVM unusable (${verdict.reason}): guests run under TCG emulation, 5-10x slower`}`)
   }
+  for (const wanted of options.kernels ?? []) {
+    const path = await fetchExtraKernel(cache, wanted, log).catch((error: Error) => {
+      problems.push(`could not fetch the kernel "${wanted}": ${error.message}`)
+    })
+    if (path) log(`vmtest setup: kernel "${wanted}": ${path}`)
+  }
   for (const problem of problems) log(`vmtest setup: PROBLEM: ${problem}`)
   return problems
 }
 
-/** apt-get download the distro's current kernel package (and its modules
- * package, where the distro splits them) and extract it into <cache>/kernels/<package>. */
+/** Extra kernels live apart from the default (<cache>/kernels/extra/<package>), so fetching one never changes the default. */
+export function extraKernels(cache: string): string[] {
+  return kernelsIn(join(cache, 'kernels', 'extra'))
+}
+
+async function fetchExtraKernel(cache: string, wanted: string, log: (line: string) => void): Promise<string> {
+  if (!findExecutable('apt-get') || !findExecutable('dpkg')) throw new Error('fetching a kernel package needs apt-get and dpkg (Debian/Ubuntu)')
+  const image = await kernelPackageNamed(wanted)
+  const extra = join(cache, 'kernels', 'extra')
+  const present = kernelsIn(extra, image)[0]
+  if (present) return present
+  await fetchKernelPackage(image, join(extra, image), log)
+  const kernel = kernelsIn(extra, image)[0]
+  if (!kernel) throw new Error(`${image} contained no boot/vmlinuz-*`)
+  return kernel
+}
+
+/** Fetches the distro's current kernel into <cache>/kernels/<package>. */
 async function fetchDefaultKernel(cache: string, log: (line: string) => void): Promise<string> {
   const image = await currentKernelPackage()
+  await fetchKernelPackage(image, join(cache, 'kernels', image), log)
+  const kernel = defaultKernels(cache)[0]
+  if (!kernel) throw new Error(`${image} contained no boot/vmlinuz-*`)
+  log(`vmtest setup: default kernel ${kernel}`)
+  return kernel
+}
+
+/** apt-get download a kernel package (and its modules packages, where the
+ * distro splits them) and extract them into `target`. */
+async function fetchKernelPackage(image: string, target: string, log: (line: string) => void): Promise<void> {
   const version = image.replace(/^linux-image-(unsigned-)?/, '')
   const packages = [image, ...(await existing([`linux-modules-${version}`, `linux-modules-extra-${version}`]))]
-  log(`vmtest setup: fetching the default kernel (${packages.join(', ')})`)
+  log(`vmtest setup: fetching ${packages.join(', ')}`)
   const work = mkdtempSync(join(tmpdir(), 'vmtest-setup-'))
   try {
     await execa('apt-get', ['download', ...packages], { cwd: work })
     const root = join(work, 'root')
     for (const deb of readdirSync(work).filter((f) => f.endsWith('.deb'))) await execa('dpkg', ['-x', join(work, deb), root])
-    const target = join(cache, 'kernels', image)
-    mkdirSync(join(cache, 'kernels'), { recursive: true })
+    mkdirSync(dirname(target), { recursive: true })
     rmSync(target, { recursive: true, force: true })
     renameSync(root, target)
-    const kernel = defaultKernels(cache)[0]
-    if (!kernel) throw new Error(`${image} contained no boot/vmlinuz-*`)
-    log(`vmtest setup: default kernel ${kernel}`)
-    return kernel
   } finally {
     rmSync(work, { recursive: true, force: true })
   }
+}
+
+/** The package a user named: itself if apt knows it, else the newest
+ * linux-image-<prefix>* of this architecture ('newest': of all versions). */
+async function kernelPackageNamed(wanted: string): Promise<string> {
+  if (wanted.startsWith('linux-image-') && (await existing([wanted])).length > 0) return wanted
+  const arch = (await execa('dpkg', ['--print-architecture'])).stdout.trim()
+  const prefix = wanted === 'newest' ? '' : wanted.replace(/^linux-image-/, '')
+  const { stdout } = await execa('apt-cache', ['pkgnames', `linux-image-${prefix}`], { reject: false })
+  // Plain flavours only: not -dbg, -unsigned, -rt-, -cloud-, metapackages or headers.
+  const plain = new RegExp(`^linux-image-\\d[\\w.+~-]*-(${arch}|generic)$`)
+  const candidates = stdout.split('\n').filter((name) => plain.test(name) && !/-(rt|cloud)-/.test(name))
+  if (candidates.length === 0) throw new Error(`apt knows no kernel package matching linux-image-${prefix}*-${arch} (run apt-get update? see apt-cache search linux-image)`)
+  return candidates.sort(byVersion).at(-1)!
+}
+
+/** Orders linux-image-6.1.0-57-amd64 before linux-image-6.12.118+deb12-amd64 (numbers compared as numbers). */
+function byVersion(a: string, b: string): number {
+  return a.localeCompare(b, 'en', { numeric: true })
 }
 
 async function currentKernelPackage(): Promise<string> {

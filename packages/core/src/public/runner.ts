@@ -3,6 +3,7 @@
 export { FileSession, type SessionOptions } from '../runner/session.js'
 export { createGuestFacade, type GuestFacade, type FacadeHost } from '../runner/facade.js'
 export { kernelVerdict, kernelLogNote } from '../runner/kernel-report.js'
+export { matrixKernels, type MatrixEntry, type MatrixKernel } from '../runner/kernel-matrix.js'
 export { leaseGuest, startBroker, stopBroker, type LeaseRequest, type RemoteLease } from '../host/broker/client.js'
 export { parseDocblock, type FileDirectives } from '../config/docblock.js'
 export { mergeLayers, fileLayers, mergeFileOptions, type OptionLayer, type RunnerOptions, type MergedOptions } from '../config/merge.js'

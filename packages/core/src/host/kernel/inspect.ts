@@ -54,8 +54,7 @@ const MAGICS: [Compression, Buffer][] = [
 export async function inspectKernel(path: string): Promise<KernelInfo> {
   const head = await readHead(path, HEADER_BYTES)
   if (isBzImage(head)) {
-    const ptr = head.readUInt16LE(KERNEL_VERSION)
-    const version = ptr ? cString(head, ptr + 0x200) : undefined
+    const version = bzImageVersion(head)
     const arch = head.readUInt16LE(XLOADFLAGS) & 1 ? 'x86_64' : 'i386'
     return { path, format: 'bzImage', arch, release: version?.split(' ')[0], version }
   }
@@ -67,6 +66,15 @@ export async function inspectKernel(path: string): Promise<KernelInfo> {
   if (elfArch && !version) throw new KernelFormatError(path, `ELF for ${elfArch}`)
   return { path, format: isImage ? 'Image' : 'elf', arch: elfArch ?? 'aarch64', release: version?.split(' ')[0], version }
 }
+
+/** The version string of a bzImage ("6.1.0-57-amd64 (debian-kernel@…) #1 SMP …") from its first HEADER_BYTES. */
+export function bzImageVersion(head: Buffer): string | undefined {
+  if (!isBzImage(head)) return undefined
+  const ptr = head.readUInt16LE(KERNEL_VERSION)
+  return ptr ? cString(head, ptr + 0x200) : undefined
+}
+
+export const BZIMAGE_HEADER_BYTES = HEADER_BYTES
 
 /** Unpacks the vmlinux inside a bzImage so QEMU can boot it directly through its PVH entry. */
 export async function extractVmlinux(bzImagePath: string): Promise<{ elf: Buffer; pvh: boolean; compression: Compression }> {

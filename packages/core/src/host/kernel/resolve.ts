@@ -38,11 +38,16 @@ export function chooseKernel(option: string | undefined, optionSource: string, c
 
 /** Kernels fetched by the set-up into <cache>/kernels/<package>/boot/vmlinuz-*, newest first. */
 export function defaultKernels(cache: string): string[] {
-  const root = join(cache, 'kernels')
-  if (!existsSync(root)) return []
-  return readdirSync(root)
+  return kernelsIn(join(cache, 'kernels'))
+}
+
+/** Kernels extracted into <dir>/<package>/boot/vmlinuz-* (only <dir>/<only>/ if given), newest first. */
+export function kernelsIn(dir: string, only?: string): string[] {
+  if (!existsSync(dir)) return []
+  return readdirSync(dir)
+    .filter((pkg) => only === undefined || pkg === only)
     .flatMap((pkg) => {
-      const boot = join(root, pkg, 'boot')
+      const boot = join(dir, pkg, 'boot')
       return existsSync(boot) ? readdirSync(boot).filter((f) => f.startsWith('vmlinuz-')).map((f) => join(boot, f)) : []
     })
     .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)
