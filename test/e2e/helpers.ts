@@ -72,3 +72,9 @@ export function expectFailureLog(message: string, project: string, file: string,
   expect(log).toMatch(/== The guest's whole console[^]*vmtest-init: [\d.]+ root mounted/)
   return log
 }
+
+/** The daemon fixture (daemon.test.*): what a test forks is killed when it ends; what beforeAll started is not. */
+export function expectDaemonReaped(run: CliRun, file: string): void {
+  expect(outcome(run, file, 'forks a daemon')).toMatchObject({ status: 'passed', message: '' })
+  expect(outcome(run, file, "the previous test's daemon was killed when it ended; the beforeAll one runs on")).toMatchObject({ status: 'passed', message: '' })
+}

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, utimesSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
 import { otherKernel, testKernel, vmSkipReason } from '../utils/vm-env.js'
-import { boots, expectPanicVerdicts, expectSplatVerdicts, outcome, qemuLeftAfter, waitFor } from './helpers.js'
+import { boots, expectDaemonReaped, expectPanicVerdicts, expectSplatVerdicts, outcome, qemuLeftAfter, waitFor } from './helpers.js'
 import { e2eEnv, fixtureKernel, fixtures, outDir, removeOutDirs, runVitest, type CliRun } from './run-cli.js'
 
 describe.skipIf(vmSkipReason)('vitest environment', () => {
@@ -59,6 +59,10 @@ describe.skipIf(vmSkipReason)('vitest environment', () => {
 
     test('a panic fails only its test, with the panic text; the next test gets a fresh guest', () => {
       expectPanicVerdicts(run, 'panic.test.ts', 'vitest-kernel')
+    })
+
+    test('a daemon a test forks is killed when the test ends; one from beforeAll lives on', () => {
+      expectDaemonReaped(run, 'daemon.test.ts')
     })
 
     test('@vmtest-kernel and @vmtest-kernel-args are honoured', () => {

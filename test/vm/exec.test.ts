@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { bootGuest, isVmtestError, type Guest } from '@vmtest/core'
 import { hostProbeDir, testKernel, vmSkipReason } from '../utils/vm-env.js'
+import { prng } from '../../packages/core/test/helpers/prng.js'
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex')
 
@@ -92,8 +93,8 @@ describe.skipIf(vmSkipReason)('exec in a real guest', () => {
     expect(stdout).toBe('HELLO GUEST\n')
   })
 
-  test('8 concurrent commands keep their output apart', async () => {
-    const runs = Array.from({ length: 8 }, (_, i) => guest.exec(`for n in 1 2 3 4 5 6 7 8 9 10; do echo cmd${i}-$n; echo err${i}-$n >&2; done`))
+  test('64 concurrent commands keep their output apart, each exact', async () => {
+    const runs = Array.from({ length: 64 }, (_, i) => guest.exec(`for n in 1 2 3 4 5 6 7 8 9 10; do echo cmd${i}-$n; echo err${i}-$n >&2; done`))
     const results = await Promise.all(runs)
     results.forEach((r, i) => {
       expect(r.stdout).toBe(Array.from({ length: 10 }, (_, n) => `cmd${i}-${n + 1}\n`).join(''))
@@ -146,6 +147,17 @@ describe.skipIf(vmSkipReason)('exec in a real guest', () => {
     expect(stdout).toBe(tricky)
     const list = await guest.$`printf "<%s>" ${['a b', 'c']}`
     expect(list.stdout).toBe('<a b><c>')
+  })
+
+  test('the $ template, fuzzed: 300 random strings (quotes, $, backticks, newlines, any code point) reach the guest exactly; NUL is refused', async () => {
+    const rand = prng(7)
+    const alphabet = [...`'"$\`\\ \n\t*?~!#&;|<>(){}[]=%`, 'é', '☃', '\u{1F600}', '\x01', '\x7f']
+    const pick = () => (rand() < 0.5 ? alphabet[Math.floor(rand() * alphabet.length)] : String.fromCodePoint(1 + Math.floor(rand() * 0xd7ff)))
+    const values = ['', "'", "''", ...Array.from({ length: 300 }, () => Array.from({ length: Math.floor(rand() * 24) }, pick).join(''))]
+    // NUL ends each argument in the output: no value contains one.
+    const { stdout } = await guest.$`printf '%s\\0' ${values}`
+    expect(stdout.split('\0').slice(0, -1)).toEqual(values)
+    expect(() => guest.$`printf %s ${'a\0b'}`).toThrow('guest.$: an argument contains a NUL byte, which no command line can carry: "a\\u0000b"')
   })
 
   test('spawn streams stdout and takes stdin', async () => {

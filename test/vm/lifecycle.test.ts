@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { homedir } from "node:os"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import { tmpdir } from 'node:os'
 import { afterAll, describe, expect, test } from 'vitest'
 import { bootGuest, isVmtestError } from '@vmtest/core'
@@ -74,6 +74,21 @@ describe.skipIf(vmSkipReason)('guest lifecycle', () => {
     expect(error.message).toMatch(/^The guest stopped while running `kill -9 \d+; sleep 600` \(QEMU exited with code 0, [\d.]+ s after boot\)/)
     expect(Date.now() - started).toBeLessThan(15_000)
     expect(alive(guest.info.qemuPid)).toBe(false)
+    await guest.close()
+  })
+
+  test('QEMU SIGKILLed from outside: the running call says so at once, and its temp dir goes', async () => {
+    const guest = await bootGuest({ kernel: testKernel })
+    const tempDir = dirname(guest.info.consoleLog)
+    const running = guest.exec('sleep 600').catch((e) => e)
+    await new Promise((r) => setTimeout(r, 500))
+    const started = Date.now()
+    process.kill(guest.info.qemuPid, 'SIGKILL')
+    const error = await running
+    expect(error.code).toBe('VMTEST_GUEST_EXITED')
+    expect(error.message).toMatch(/^The guest stopped while running `sleep 600` \(QEMU was killed by SIGKILL, [\d.]+ s after boot\)/)
+    expect(Date.now() - started).toBeLessThan(5000)
+    expect(await waitFor(() => !existsSync(tempDir), 5000)).toBe(true)
     await guest.close()
   })
 

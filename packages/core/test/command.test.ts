@@ -138,6 +138,21 @@ describe('failureMessage', () => {
     expect(failureMessage({ ...base, exitCode: null, signal: 'SIGKILL' })).toMatchInlineSnapshot(`"Command was killed by SIGKILL in the guest: make -C /src test"`)
   })
 
+  test('killed by the OOM killer: the message says the guest ran out of memory', () => {
+    const oom = record('Out of memory: Killed process 214 (node) total-vm:1216536kB, anon-rss:190044kB', 2)
+    expect(failureMessage({ ...base, exitCode: null, signal: 'SIGKILL', kernelLog: [record('node invoked oom-killer: gfp_mask=0x140cca', 1), oom] })).toMatchInlineSnapshot(`
+      "Command was killed by SIGKILL in the guest: make -C /src test
+      The guest ran out of memory and the kernel's OOM killer ended a process (Out of memory: Killed process 214 (node) total-vm:1216536kB, anon-rss:190044kB); raise the \`memory\` option if the test needs more.
+      kernel log while it ran:
+        | node invoked oom-killer: gfp_mask=0x140cca
+        | Out of memory: Killed process 214 (node) total-vm:1216536kB, anon-rss:190044kB"
+    `)
+    // A shell reports its child's SIGKILL as 137.
+    expect(failureMessage({ ...base, exitCode: 137, kernelLog: [oom] })).toMatch(/^Command failed with exit code 137 in the guest: make -C \/src test\nThe guest ran out of memory/)
+    // Another signal with the same line in the log is not blamed on it.
+    expect(failureMessage({ ...base, exitCode: null, signal: 'SIGTERM', kernelLog: [oom] })).not.toContain('ran out of memory')
+  })
+
   test('timeout: both stderr and stdout are quoted', () => {
     expect(
       failureMessage({ ...base, exitCode: null, signal: 'SIGTERM', timedOut: true, timeoutMs: 5000, stdout: 'waiting\n', stderr: 'still waiting\n' }),

@@ -13,32 +13,39 @@ export async function fileRead(peer: Peer, params: { path: string; channel: numb
   return { size }
 }
 
-/** Registers the channel before anything is awaited: its data follows the call at once. */
+/** Registers the channel before anything is awaited: its data follows the call at once.
+ * A failed open or write (ENOSPC on a full tmpfs, say) cancels the channel and
+ * rejects the call; the chunks still in flight are dropped. */
 export function fileWrite(peer: Peer, params: { path: string; channel: number; mode?: number }): Promise<{ size: number }> {
   const opened = open(params.path, 'w', params.mode ?? 0o644)
-  let chain: Promise<unknown> = opened
+  let chain: Promise<unknown> = opened.catch(() => {}) // a failed open is reported below
+  let failed = false
   let size = 0
   return new Promise((resolve, reject) => {
+    const fail = (error: Error) => {
+      if (failed) return
+      failed = true
+      peer.cancelChannel(params.channel)
+      opened.then((handle) => handle.close()).catch(() => {})
+      reject(error)
+    }
+    const then = (step: () => Promise<void>) => {
+      chain = chain.then(() => (failed ? undefined : step())).catch(fail)
+    }
     peer.receiveChannel(params.channel, {
-      data: (chunk) => {
-        chain = chain.then(async () => {
+      data: (chunk) =>
+        then(async () => {
           await (await opened).write(chunk)
           size += chunk.length
           peer.ack(params.channel, chunk.length)
-        })
-      },
-      end: (error) => {
-        chain = chain.then(async () => {
+        }),
+      end: (error) =>
+        then(async () => {
           await (await opened).close()
           if (error) throw error
           resolve({ size })
-        })
-        chain.catch(reject)
-      },
+        }),
     })
-    opened.catch((error) => {
-      peer.cancelChannel(params.channel)
-      reject(error)
-    })
+    opened.catch(fail)
   })
 }

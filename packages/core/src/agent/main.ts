@@ -3,6 +3,7 @@
 // Zero dependencies: it imports only the shared protocol and node builtins.
 
 import { spawnSync } from 'node:child_process'
+import { markProcesses, reapProcesses } from './processes.js'
 import { openSync, readdirSync, readFileSync, writeFileSync, constants } from 'node:fs'
 import { Socket } from 'node:net'
 import { release } from 'node:os'
@@ -82,9 +83,14 @@ function main(): void {
   peer.handle('exec.signal', ({ id, signal }) => execSignal(id, signal))
   peer.handle('file.read', (params) => fileRead(peer, params))
   peer.handle('file.write', (params) => fileWrite(peer, params))
-  peer.handle('kernel.sync', () => {
+  peer.handle('kernel.sync', ({ reap }) => {
+    const reaped = reap ? reapProcesses() : undefined
     kmsg.drain()
-    return { tainted: Number(readFileSync('/proc/sys/kernel/tainted', 'utf8')) }
+    return { tainted: Number(readFileSync('/proc/sys/kernel/tainted', 'utf8')), ...(reaped?.length ? { reaped } : {}) }
+  })
+  peer.handle('processes.mark', () => {
+    markProcesses()
+    return {}
   })
   peer.handle('agent.shutdown', () => {
     setTimeout(powerOff, 50) // let the answer reach the port first

@@ -405,7 +405,9 @@ function bootFailure(exit: QemuExit, qemu: QemuProcess, panic: PanicWatch, root:
   if (panic.line) return new VmtestError('VMTEST_GUEST_PANIC', 'boot', `The guest kernel panicked while booting: ${panic.line}\n${consoleTail(qemu)}`)
   if (panic.initFailure) return new VmtestError('VMTEST_GUEST_EXITED', 'boot', `The guest's init failed: ${panic.initFailure}.\n${consoleTail(qemu)}`)
   if (exit.exitCode !== 0 && exit.stderr) {
-    return new VmtestError('VMTEST_QEMU_FAILED', 'launch', `QEMU exited with code ${exit.exitCode} before the guest came up:\n${tail(exit.stderr.split('\n'), 20)}`)
+    // QEMU built without seccomp refuses -sandbox; every distro's QEMU has it.
+    const hint = /sandbox|seccomp/i.test(exit.stderr) ? '\nThis QEMU lacks seccomp support, which vmtest runs it with (-sandbox on): use a distribution QEMU, or one configured with --enable-seccomp.' : ''
+    return new VmtestError('VMTEST_QEMU_FAILED', 'launch', `QEMU exited with code ${exit.exitCode} before the guest came up:\n${tail(exit.stderr.split('\n'), 20)}${hint}`)
   }
   return new VmtestError('VMTEST_GUEST_EXITED', 'boot', `The guest stopped (QEMU exit ${exit.exitCode ?? exit.signal}) before its agent came up.\n${consoleTail(qemu)}`)
 }

@@ -49,6 +49,9 @@ export function failureMessage(f: FailureFacts): string {
         ? `was killed by ${f.signal}`
         : `failed with exit code ${f.exitCode}`
   const parts = [`Command ${reason} in the guest: ${f.command}`]
+  // Killed by SIGKILL (or a shell saying 137 = 128 + 9 for its child) with the OOM killer's line in the log: say so.
+  const oom = f.signal === 'SIGKILL' || f.exitCode === 137 ? f.kernelLog.find((r) => /Out of memory: Killed process|Memory cgroup out of memory/.test(r.text)) : undefined
+  if (oom) parts.push(`The guest ran out of memory and the kernel's OOM killer ended a process (${oom.text.trim()}); raise the \`memory\` option if the test needs more.`)
   const block = (label: string, text: string) => {
     const lines = text.replace(/\n$/, '').split('\n')
     if (text.trim()) parts.push(`${label}${lines.length > OUTPUT_TAIL_LINES ? ` (last ${OUTPUT_TAIL_LINES} lines)` : ''}:\n${tail(lines, OUTPUT_TAIL_LINES)}`)

@@ -242,9 +242,16 @@ export class Guest {
     return this.link.log.mark()
   }
 
-  /** Brings the host's copy of the kernel log up to date; resolves with the taint mask. */
-  async syncKernelLog(): Promise<{ tainted: number }> {
-    return this.control('kernel.sync', {}, 'read the kernel log')
+  /** Brings the host's copy of the kernel log up to date; resolves with the taint mask.
+   * `reap`: first kill the processes started since markProcesses(), and name them. */
+  async syncKernelLog(options: { reap?: boolean } = {}): Promise<{ tainted: number; reaped?: string[] }> {
+    return this.control('kernel.sync', options.reap ? { reap: true } : {}, 'read the kernel log')
+  }
+
+  /** Records the guest's processes now, for syncKernelLog({ reap }). Not awaited: the
+   * agent handles calls in order, so it is done before any command sent after it. */
+  markProcesses(): void {
+    this.control('processes.mark', {}, 'record the running processes').catch(() => {})
   }
 
   /**

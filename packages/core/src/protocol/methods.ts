@@ -40,8 +40,11 @@ export interface HostToAgent {
   'exec.signal': { params: { id: number; signal: string }; result: { delivered: boolean } }
   'file.read': { params: { path: string; channel: number }; result: { size: number } }
   'file.write': { params: { path: string; channel: number; mode?: number }; result: { size: number } }
-  /** Forward every pending kernel log record now; answer with the taint mask. */
-  'kernel.sync': { params: Record<string, never>; result: { tainted: number } }
+  /** Forward every pending kernel log record now; answer with the taint mask.
+   * `reap`: first kill what was started since processes.mark (the test's leftovers). */
+  'kernel.sync': { params: { reap?: boolean }; result: { tainted: number; reaped?: string[] } }
+  /** A test starts: the processes alive now are kept by the next kernel.sync's reap. */
+  'processes.mark': { params: Record<string, never>; result: Record<string, never> }
   'agent.shutdown': { params: Record<string, never>; result: Record<string, never> }
   /** End this lease: every process it started is killed and the next agent
    * starts with a fresh root layer, /tmp and /run, then says hello again. */

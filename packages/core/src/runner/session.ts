@@ -25,6 +25,8 @@ interface RunningTest {
   mark: number
   lease?: RemoteLease
   allowed: RegExp[]
+  /** The guest's processes were recorded when the test started: what it starts is killed when it ends. */
+  processesMarked?: boolean
 }
 
 export class FileSession {
@@ -71,7 +73,9 @@ export class FileSession {
 
   /** A test begins: its kernel log window opens here. */
   testStarted(name: string): void {
-    this.test = { name, mark: this.current?.markKernelLog() ?? 0, lease: this.lease, allowed: [] }
+    const guest = this.current
+    guest?.markProcesses()
+    this.test = { name, mark: guest?.markKernelLog() ?? 0, lease: this.lease, allowed: [], processesMarked: Boolean(guest) }
   }
 
   get testName(): string | undefined {
@@ -136,7 +140,7 @@ export class FileSession {
     }
     let taintAfter: number | undefined
     try {
-      taintAfter = (await guest.syncKernelLog()).tainted
+      taintAfter = (await guest.syncKernelLog({ reap: test.processesMarked })).tainted
     } catch (error) {
       return guest.closed && failed ? [] : [error as Error]
     }
@@ -192,7 +196,10 @@ export class FileSession {
     this.clearOldLogs()
     this.taint = (await lease.guest.syncKernelLog()).tainted
     // A test that started before the guest existed watches from here.
-    if (this.test && !this.test.lease) Object.assign(this.test, { lease, mark: lease.guest.markKernelLog() })
+    if (this.test && !this.test.lease) {
+      lease.guest.markProcesses()
+      Object.assign(this.test, { lease, mark: lease.guest.markKernelLog(), processesMarked: true })
+    }
     return lease.guest
   }
 }

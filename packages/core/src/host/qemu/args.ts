@@ -37,6 +37,9 @@ function machineArgs(spec: QemuSpec): string[] {
     '-m', `${spec.memoryMiB}M`,
     // A reboot (panic=-1 turns a panic into one) ends QEMU instead of booting again.
     '-no-reboot',
+    // QEMU's seccomp filter: a guest that breaks into QEMU still cannot gain
+    // privileges, start programs or change scheduling on the host.
+    '-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
   ]
 }
 
