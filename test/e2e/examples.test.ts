@@ -23,7 +23,7 @@ describe.skipIf(vmSkipReason)('examples', () => {
     expect(run.exitCode).toBe(0)
   })
 
-  test('kernel-module passes, and its WARN_ON test fails with the kernel report', async () => {
+  test('kernel-module passes, and its WARN_ON and Oops tests fail with the kernel report', async () => {
     const green = await runVitest(example('kernel-module'))
     expect(green.tests.map((t) => `${t.title}: ${t.status}`)).toEqual([
       'loads with its parameter, shows it in sysfs and logs it: passed',
@@ -34,11 +34,19 @@ describe.skipIf(vmSkipReason)('examples', () => {
     expect(green.exitCode).toBe(0)
 
     const red = await runVitest(example('kernel-module'), { env: { VMTEST_SHOW_FAILURE: '1' } })
-    const [warns, next] = red.tests
-    expect(warns.title).toBe('a module that hits WARN_ON fails the test that loaded it')
+    const find = (title: string) => red.tests.find((t) => t.title === title)!
+    const warns = find('a module that hits WARN_ON fails the test that loaded it')
+    const next = find('the next test is judged on its own window')
     expect(warns.status).toBe('failed')
     expect(warns.message).toMatch(/^VmtestError: The guest kernel \(\S+\) reported a problem while this test ran:\nwarning: WARNING: CPU: \d+ PID: \d+ at \S+vmtest_demo\.c:\d+ vmtest_demo_init\+/)
-    expect(next).toMatchObject({ title: 'the next test is judged on its own window', status: 'passed' })
+    expect(next).toMatchObject({ status: 'passed' })
+    // A real Oops (a NULL dereference in the module's init): insmod is killed, the report fails the test, the kernel lives on.
+    const oops = find('a module that oopses fails the test that loaded it')
+    expect(oops.status).toBe('failed')
+    expect(oops.message).toMatch(/^VmtestError: Command failed with exit code 137 in the guest: insmod \S+vmtest_demo\.ko oops=1\n/)
+    expect(oops.message).toMatch(/VmtestError: The guest kernel \(\S+\) reported a problem while this test ran:\noops: BUG: kernel NULL pointer dereference, address: 0+\n/)
+    expect(oops.message).toMatch(/RIP: 0010:vmtest_demo_init\+/)
+    expect(find('the kernel survives the Oops: the next test runs').status).toBe('passed')
     expect(red.exitCode).toBe(1)
   })
 
