@@ -82,7 +82,12 @@ export class Broker {
         socket.destroy() // not our protocol
         return
       }
-      for (const frame of frames) relay ? relay.toAgent(frame) : peer.receive(frame)
+      for (const frame of frames) {
+        if (relay) relay.toAgent(frame)
+        else peer.receive(frame)
+        // A frame that is not a protocol message closed the peer: drop the client.
+        if (!relay && peer.closed) return void socket.destroy()
+      }
     })
     socket.on('error', () => {})
     socket.on('close', () => {
