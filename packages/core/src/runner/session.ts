@@ -105,30 +105,24 @@ export class FileSession {
     if (!test || !lease || test.lease !== lease) return []
     const errors = await this.judge(test, lease.guest, failed)
     if (!failed && errors.length === 0) return errors
-    const dir = this.runner.failureLogDir
-    if (!dir) return errors
-    const { guest } = lease
-    let path: string
-    try {
-      path = writeFailureLog(
-        {
-          dir,
-          file: this.o.file,
-          test: test.name,
-          info: guest.info,
-          failures: [...failures, ...errors].map(describeFailure),
-          kernelLog: guest.kernelLog(test.mark),
-          crash: guest.closeReason,
-        },
-        this.logsWritten,
-      )
-    } catch (error) {
-      this.o.print(`vmtest: could not write the failure log of "${test.name}" into ${dir}: ${(error as Error).message}`)
-      return errors
-    }
+    const path = this.keepFailureLog(test, lease.guest, [...failures, ...errors])
+    if (!path) return errors
     const line = `Console log and QEMU command line: ${displayPath(path)}`
     const [first, ...rest] = errors
     return first ? [appendLine(first, line), ...rest] : [failureLogNote(line)]
+  }
+
+  /** The failed test's log under resultsDir; undefined when logs are off or it could not be written (said so). */
+  private keepFailureLog(test: RunningTest, guest: Guest, failures: readonly unknown[]): string | undefined {
+    const dir = this.runner.failureLogDir
+    if (!dir) return undefined
+    try {
+      const log = { dir, file: this.o.file, test: test.name, info: guest.info, failures: failures.map(describeFailure), kernelLog: guest.kernelLog(test.mark), crash: guest.closeReason }
+      return writeFailureLog(log, this.logsWritten)
+    } catch (error) {
+      this.o.print(`vmtest: could not write the failure log of "${test.name}" into ${dir}: ${(error as Error).message}`)
+      return undefined
+    }
   }
 
   /** The verdict on one finished test's kernel log window. */
