@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { bootGuest, type VmtestError } from '@vmtest/core'
-import { testKernel, vmSkipReason } from '../utils/vm-env.js'
+import { hostProbeDir, testKernel, vmSkipReason } from '../utils/vm-env.js'
 
 const QEMU = '/usr/bin/qemu-system-x86_64'
 
@@ -109,6 +109,20 @@ describe.skipIf(vmSkipReason)('errors a user gets', () => {
     }
     expect(result.code).toBe('VMTEST_KVM_UNAVAILABLE')
     expect(result.message).toMatch(/^accel: 'kvm' was requested, but KVM is unusable on this host: .+\.\nCheck that \/dev\/kvm exists/)
+  })
+
+  test('an agent that speaks another protocol version is refused at the handshake, with both versions', async () => {
+    // The kernel passes the last vmtest_node= to init: a wrapper that runs the fake agent instead of ours.
+    const probe = hostProbeDir() // not under /tmp, which the guest mounts afresh
+    const wrapper = join(probe, 'fake-node.sh')
+    writeFileSync(wrapper, `#!/bin/sh\nexec ${process.execPath} ${new URL('../utils/fake-agent.cjs', import.meta.url).pathname}\n`, { mode: 0o755 })
+    try {
+      const error = await bootError({ kernel: testKernel, kernelArgs: `vmtest_node=${wrapper}` })
+      expect(error.code).toBe('VMTEST_PROTOCOL')
+      expect(error.message).toBe('The guest agent speaks protocol version 99, this host speaks 1: the guest runs an agent from another vmtest version.')
+    } finally {
+      rmSync(probe, { recursive: true, force: true })
+    }
   })
 
   test('an invalid option names itself', async () => {

@@ -2,6 +2,7 @@
 // dirs, no TCP listener, QEMU under seccomp, no network in the guest, and a
 // host tree that the guest cannot change in the overlay and ro root modes.
 
+import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -100,7 +101,7 @@ describe.skipIf(vmSkipReason)('security', () => {
     expect(treeState(tree)).toEqual(before)
   })
 
-  test("the guest's temp dir and agent socket are private (0700), and so is a broker's", async () => {
+  test("the guest's temp dir and agent socket are private (0700), and so is a broker's, which listens on no TCP port", async () => {
     const dir = dirname(guests.overlay.info.consoleLog)
     expect(lstatSync(dir).mode & 0o777).toBe(0o700)
     expect(lstatSync(join(dir, 'agent.sock')).isSocket()).toBe(true)
@@ -109,6 +110,11 @@ describe.skipIf(vmSkipReason)('security', () => {
     try {
       const brokerDir = readdirSync(dirname(dir)).find((name) => name.startsWith(`vmtest-${anchor}-broker-`))!
       expect(lstatSync(join(dirname(dir), brokerDir)).mode & 0o777).toBe(0o700)
+      // The broker listens on its Unix socket only.
+      const ps = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
+      const brokerPid = Number(ps.split('\n').find((l) => l.includes('broker/main.js') && l.includes(`--anchor ${anchor}`))!.trim().split(' ')[0])
+      const listening = listeningTcpInodes()
+      expect(socketInodes(brokerPid).filter((inode) => listening.has(inode))).toEqual([])
     } finally {
       await stopBroker(anchor)
     }
