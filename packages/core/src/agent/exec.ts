@@ -55,9 +55,16 @@ export function execStart(peer: Peer, params: ExecStartParams, beforeResult: () 
       running.delete(params.id)
       clearTimeout(timeout)
       clearTimeout(killTimer)
-      const idleCheck = setInterval(() => {
-        for (const output of outputs) if (output.idleMs() > STDIO_IDLE_GRACE_MS) output.stream.destroy()
-      }, STDIO_IDLE_GRACE_MS / 2)
+      const exitedAt = Date.now()
+      // Judged in the check phase, after the poll phase has read whatever the
+      // pipes hold: on a loaded guest a late timer must not beat the last output.
+      const idleCheck = setInterval(
+        () =>
+          setImmediate(() => {
+            for (const output of outputs) if (output.idleMs(exitedAt) > STDIO_IDLE_GRACE_MS) output.stream.destroy()
+          }),
+        STDIO_IDLE_GRACE_MS / 2,
+      )
       Promise.all(outputs.map((o) => o.done)).then(() => {
         clearInterval(idleCheck)
         beforeResult()
@@ -86,8 +93,9 @@ export interface Pump {
   stream: Readable
   /** Resolves once the end marker is sent. */
   done: Promise<void>
-  /** How long the stream has been idle with nothing in flight (0 while sending or ended). */
-  idleMs(): number
+  /** How long the stream has been idle with nothing in flight, counted from `since` at the
+   * earliest (0 while sending or ended). */
+  idleMs(since: number): number
 }
 
 /** Sends a readable's bytes on `channel`, pausing while the host's window is
@@ -123,7 +131,7 @@ export function pump(peer: Peer, stream: Readable, channel: number): Pump {
     stream.on('close', finish) // destroyed while idle: end the channel all the same
     stream.on('error', () => {})
   })
-  return { stream, done, idleMs: () => (pending > 0 || stream.readableEnded ? 0 : Date.now() - lastData) }
+  return { stream, done, idleMs: (since) => (pending > 0 || stream.readableEnded ? 0 : Date.now() - Math.max(lastData, since)) }
 }
 
 function checkCwd(cwd: string): void {
