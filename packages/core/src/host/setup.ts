@@ -140,16 +140,22 @@ async function kernelPackageNamed(wanted: string): Promise<string> {
   const arch = (await execa('dpkg', ['--print-architecture'])).stdout.trim()
   const prefix = wanted === 'newest' ? '' : wanted.replace(/^linux-image-/, '')
   const { stdout } = await execa('apt-cache', ['pkgnames', `linux-image-${prefix}`], { reject: false })
-  // Plain flavours only: not -dbg, -unsigned, -rt-, -cloud-, metapackages or headers.
-  const plain = new RegExp(`^linux-image-\\d[\\w.+~-]*-(${arch}|generic)$`)
-  const candidates = stdout.split('\n').filter((name) => plain.test(name) && !/-(rt|cloud)-/.test(name))
-  if (candidates.length === 0) throw new Error(`apt knows no kernel package matching linux-image-${prefix}*-${arch} (run apt-get update? see apt-cache search linux-image)`)
-  return candidates.sort(byVersion).at(-1)!
+  const chosen = pickKernelPackage(stdout.split('\n'), prefix, arch)
+  if (!chosen) throw new Error(`apt knows no kernel package matching linux-image-${prefix}*-${arch} (run apt-get update? see apt-cache search linux-image)`)
+  return chosen
 }
 
-/** Orders linux-image-6.1.0-57-amd64 before linux-image-6.12.118+deb12-amd64 (numbers compared as numbers). */
-function byVersion(a: string, b: string): number {
-  return a.localeCompare(b, 'en', { numeric: true })
+/** The newest plain kernel image package (not -dbg, -unsigned, -rt-, -cloud-,
+ * a metapackage or headers) whose version starts with `prefix` as a whole
+ * component: "6.1" picks 6.1.0-57, never 6.12. */
+export function pickKernelPackage(names: readonly string[], prefix: string, arch: string): string | undefined {
+  const plain = new RegExp(`^linux-image-\\d[\\w.+~-]*-(${arch}|generic)$`)
+  const start = `linux-image-${prefix}`
+  return names
+    .filter((name) => plain.test(name) && !/-(rt|cloud)-/.test(name))
+    .filter((name) => name.startsWith(start) && (prefix === '' || /^([.+~-]|$)/.test(name.slice(start.length))))
+    .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }))
+    .at(-1)
 }
 
 async function currentKernelPackage(): Promise<string> {
