@@ -88,10 +88,6 @@ export async function setupHost(options: SetupOptions = {}): Promise<string[]> {
 }
 
 /** Extra kernels live apart from the default (<cache>/kernels/extra/<package>), so fetching one never changes the default. */
-export function extraKernels(cache: string): string[] {
-  return kernelsIn(join(cache, 'kernels', 'extra'))
-}
-
 async function fetchExtraKernel(cache: string, wanted: string, log: (line: string) => void): Promise<string> {
   if (!findExecutable('apt-get') || !findExecutable('dpkg')) throw new Error('fetching a kernel package needs apt-get and dpkg (Debian/Ubuntu)')
   const image = await kernelPackageNamed(wanted)
