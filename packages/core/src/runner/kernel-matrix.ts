@@ -2,10 +2,10 @@
 // kernel, named after the kernel's release so every report line says which
 // kernel a test ran on.
 
-import { closeSync, openSync, readSync, statSync } from 'node:fs'
+import { statSync } from 'node:fs'
 import { basename, resolve } from 'node:path'
 import { VmtestError } from '../host/errors.js'
-import { BZIMAGE_HEADER_BYTES, bzImageVersion } from '../host/kernel/inspect.js'
+import { bzImageReleaseSync } from '../host/kernel/inspect.js'
 
 /** A kernel of the matrix: its image, and optionally the project's name (default: "kernel <release>"). */
 export type MatrixEntry = string | { kernel: string; name?: string }
@@ -31,23 +31,12 @@ export function matrixKernels(entries: readonly MatrixEntry[], baseDir: string, 
       throw new VmtestError('VMTEST_KERNEL_NOT_FOUND', 'config', `${caller}: kernel image not found: ${kernel} (entry ${i}).`)
     }
     if (!isFile) throw invalid(`${kernel} (entry ${i}) is not a file.`)
-    const name = typeof entry === 'object' && entry.name ? entry.name : `kernel ${releaseOf(kernel)}`
+    // An ELF or arm64 Image keeps its version deeper in: it is named after its file.
+    const name = typeof entry === 'object' && entry.name ? entry.name : `kernel ${bzImageReleaseSync(kernel) ?? basename(kernel)}`
     return { name, kernel }
   })
   const names = kernels.map((k) => k.name)
   const twice = names.find((name, i) => names.indexOf(name) !== i)
   if (twice) throw invalid(`two kernels are both named "${twice}": give them distinct names with { kernel, name }.`)
   return kernels
-}
-
-/** The release in a bzImage's header, else the file's name (an ELF or arm64 Image keeps its version deeper in). */
-function releaseOf(path: string): string {
-  const head = Buffer.alloc(BZIMAGE_HEADER_BYTES)
-  const fd = openSync(path, 'r')
-  try {
-    readSync(fd, head, 0, head.length, 0)
-  } finally {
-    closeSync(fd)
-  }
-  return bzImageVersion(head)?.split(' ')[0] ?? basename(path)
 }

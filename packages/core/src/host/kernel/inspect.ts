@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { closeSync, openSync, readSync } from 'node:fs'
 import { open, readFile } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import { gunzip } from 'node:zlib'
@@ -74,7 +75,17 @@ export function bzImageVersion(head: Buffer): string | undefined {
   return ptr ? cString(head, ptr + 0x200) : undefined
 }
 
-export const BZIMAGE_HEADER_BYTES = HEADER_BYTES
+/** The release in a bzImage's header ("6.1.0-57-amd64"), read synchronously (for config files); undefined for other formats. */
+export function bzImageReleaseSync(path: string): string | undefined {
+  const head = Buffer.alloc(HEADER_BYTES)
+  const fd = openSync(path, 'r')
+  try {
+    readSync(fd, head, 0, head.length, 0)
+  } finally {
+    closeSync(fd)
+  }
+  return bzImageVersion(head)?.split(' ')[0]
+}
 
 /** Unpacks the vmlinux inside a bzImage so QEMU can boot it directly through its PVH entry. */
 export async function extractVmlinux(bzImagePath: string): Promise<{ elf: Buffer; pvh: boolean; compression: Compression }> {
