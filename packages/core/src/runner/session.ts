@@ -25,8 +25,6 @@ interface RunningTest {
   mark: number
   lease?: RemoteLease
   allowed: RegExp[]
-  /** The guest's processes were recorded when the test started: what it starts is killed when it ends. */
-  processesMarked?: boolean
 }
 
 export class FileSession {
@@ -75,7 +73,7 @@ export class FileSession {
   testStarted(name: string): void {
     const guest = this.current
     guest?.markProcesses()
-    this.test = { name, mark: guest?.markKernelLog() ?? 0, lease: this.lease, allowed: [], processesMarked: Boolean(guest) }
+    this.test = { name, mark: guest?.markKernelLog() ?? 0, lease: this.lease, allowed: [] }
   }
 
   get testName(): string | undefined {
@@ -134,7 +132,8 @@ export class FileSession {
     }
     let taintAfter: number | undefined
     try {
-      taintAfter = (await guest.syncKernelLog({ reap: test.processesMarked })).tainted
+      // The test's lease is live, so its processes were marked when it started (or when its guest came up).
+      taintAfter = (await guest.syncKernelLog({ reap: true })).tainted
     } catch (error) {
       return guest.closed && failed ? [] : [error as Error]
     }
@@ -192,7 +191,7 @@ export class FileSession {
     // A test that started before the guest existed watches from here.
     if (this.test && !this.test.lease) {
       lease.guest.markProcesses()
-      Object.assign(this.test, { lease, mark: lease.guest.markKernelLog(), processesMarked: true })
+      Object.assign(this.test, { lease, mark: lease.guest.markKernelLog() })
     }
     return lease.guest
   }
