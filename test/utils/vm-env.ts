@@ -5,6 +5,8 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
+// @ts-expect-error: a plain .mjs script, typed by use
+import { testImagePath } from '../../scripts/test-image.mjs'
 
 const cache = process.env.VMTEST_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'vmtest')
 
@@ -40,6 +42,18 @@ export const vmSkipReason = missing.length > 0 ? `real-guest tests need ${missin
 
 if (vmSkipReason && process.env.CI) throw new Error(`CI=true: ${vmSkipReason}`)
 if (vmSkipReason) console.warn(`skipping: ${vmSkipReason}`)
+
+/** The disk image `node scripts/test-image.mjs` builds (pretest does), for the image-target tests. */
+export const testImage = existingOrUndefined(testImagePath())
+/** The aarch64 root (kernel included) `npm run setup -- --arch aarch64` fetches (pretest does). */
+export const arm64Root = existingOrUndefined(join(cache, 'rootfs', 'aarch64'))
+/** Why the image and foreign-arch tests cannot run here; under CI=true that fails the run. */
+export const targetsSkipReason = vmSkipReason ?? ([!testImage && 'the test image (run `node scripts/test-image.mjs` as root)', !arm64Root && 'the aarch64 root (run `npm run setup -- --arch aarch64`)'].filter(Boolean).join(' and ') || undefined)
+if (targetsSkipReason && process.env.CI) throw new Error(`CI=true: image and aarch64 tests need ${targetsSkipReason}`)
+
+function existingOrUndefined(path: string): string | undefined {
+  return existsSync(path) ? path : undefined
+}
 
 /** qemu-system processes whose command line mentions `needle` (a socket path or temp dir). */
 export function qemuProcesses(needle = 'qemu-system'): number[] {

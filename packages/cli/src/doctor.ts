@@ -9,7 +9,7 @@ import pc from 'picocolors'
 import {
   cacheDir,
   OVERLAY_MODULE,
-  REQUIRED_MODULES,
+  requiredModules,
   chooseAccel,
   chooseKernel,
   findExecutable,
@@ -105,7 +105,7 @@ export async function doctor(options: DoctorOptions = {}): Promise<DoctorCheck[]
       needsModules = false
       return warn('modules', `none found for ${kernel.release} (looked in ${found.looked.join(', ')}): the kernel must have 9p, virtio PCI and virtio console built in, else point the \`modules\` option at its lib/modules/${kernel.release}`)
     }
-    const plan = await planModules(found.dir, [...REQUIRED_MODULES, OVERLAY_MODULE])
+    const plan = await planModules(found.dir, [...requiredModules(kernel.arch), OVERLAY_MODULE])
     needsModules = plan.files.length > 0
     return describeModules(kernel.release, found.dir, plan)
   })

@@ -18,13 +18,13 @@ const message = (options: unknown) => rejection(options).message
 
 describe('unknown options', () => {
   test('a misspelling gets a did-you-mean', () => {
-    expect(message({ memroy: '2G' })).toMatchInlineSnapshot(`"Unknown option \`memroy\`: did you mean \`memory\`? Known options: kernel, kernelArgs, modules, memory, cpus, accel, qemu, rootMode, shared, mounts, bootTimeout, extraArgs, cwd, consoleLog, onProgress."`)
-    expect(message({ kernelargs: 'quiet' })).toMatchInlineSnapshot(`"Unknown option \`kernelargs\`: did you mean \`kernelArgs\`? Known options: kernel, kernelArgs, modules, memory, cpus, accel, qemu, rootMode, shared, mounts, bootTimeout, extraArgs, cwd, consoleLog, onProgress."`)
-    expect(message({ cpu: 2 })).toMatchInlineSnapshot(`"Unknown option \`cpu\`: did you mean \`cpus\`? Known options: kernel, kernelArgs, modules, memory, cpus, accel, qemu, rootMode, shared, mounts, bootTimeout, extraArgs, cwd, consoleLog, onProgress."`)
+    expect(message({ memroy: '2G' })).toMatchInlineSnapshot(`"Unknown option \`memroy\`: did you mean \`memory\`? Known options: kernel, kernelArgs, arch, rootfs, image, uefi, bios, modules, memory, cpus, accel, qemu, rootMode, shared, mounts, bootTimeout, extraArgs, cwd, consoleLog, onProgress."`)
+    expect(message({ kernelargs: 'quiet' })).toMatchInlineSnapshot(`"Unknown option \`kernelargs\`: did you mean \`kernelArgs\`? Known options: kernel, kernelArgs, arch, rootfs, image, uefi, bios, modules, memory, cpus, accel, qemu, rootMode, shared, mounts, bootTimeout, extraArgs, cwd, consoleLog, onProgress."`)
+    expect(message({ cpu: 2 })).toMatchInlineSnapshot(`"Unknown option \`cpu\`: did you mean \`cpus\`? Known options: kernel, kernelArgs, arch, rootfs, image, uefi, bios, modules, memory, cpus, accel, qemu, rootMode, shared, mounts, bootTimeout, extraArgs, cwd, consoleLog, onProgress."`)
   })
 
   test('a name like nothing known gets the list only', () => {
-    expect(message({ colour: 'blue' })).toMatchInlineSnapshot(`"Unknown option \`colour\`. Known options: kernel, kernelArgs, modules, memory, cpus, accel, qemu, rootMode, shared, mounts, bootTimeout, extraArgs, cwd, consoleLog, onProgress."`)
+    expect(message({ colour: 'blue' })).toMatchInlineSnapshot(`"Unknown option \`colour\`. Known options: kernel, kernelArgs, arch, rootfs, image, uefi, bios, modules, memory, cpus, accel, qemu, rootMode, shared, mounts, bootTimeout, extraArgs, cwd, consoleLog, onProgress."`)
   })
 
   test('the first unknown key is reported even next to valid ones', () => {
@@ -177,5 +177,34 @@ describe('parseMemory', () => {
     ['1 X', undefined],
   ])('parseMemory(%j) = %j', (input, expected) => {
     expect(parseMemory(input)).toBe(expected)
+  })
+})
+
+describe('guest kinds: arch, rootfs, image, uefi, bios', () => {
+  test('values', () => {
+    expect(message({ arch: 'arm64' })).toMatchInlineSnapshot(`"Invalid option \`arch\`: expected one of x86_64, aarch64, riscv64, s390x, got 'arm64'."`)
+    expect(message({ rootfs: '' })).toMatchInlineSnapshot(`"Invalid option \`rootfs\`: expected a path to a root filesystem directory, got ''."`)
+    expect(message({ image: 42 })).toMatchInlineSnapshot(`"Invalid option \`image\`: expected a path to a disk image, got 42 (number)."`)
+    expect(message({ image: 'a.raw', uefi: 'yes' })).toMatchInlineSnapshot(`"Invalid option \`uefi\`: expected true or false, got 'yes'."`)
+    expect(resolveOptions({ image: 'a.raw', uefi: true, bios: 'OVMF.fd' })).toMatchObject({ image: resolve('a.raw'), uefi: true, bios: resolve('OVMF.fd') })
+  })
+
+  test('conflicts name both options and where they came from', () => {
+    const sources = { image: 'vmtest.toml', kernel: '@vmtest-kernel in a.test.ts' }
+    expect(message({ image: 'a.raw', kernel: 'bzImage', sources })).toMatchInlineSnapshot(`"\`image\` (in vmtest.toml) and \`kernel\` (in @vmtest-kernel in a.test.ts) conflict: a guest boots either a disk image (through its own bootloader) or a kernel. Keep one."`)
+    expect(message({ image: 'a.raw', rootfs: '/srv/root' })).toMatchInlineSnapshot(`"\`image\` and \`rootfs\` conflict: a disk image brings its own root filesystem. Remove \`rootfs\`."`)
+    expect(message({ image: 'a.raw', kernelArgs: 'quiet' })).toMatchInlineSnapshot(`"\`image\` and \`kernelArgs\` conflict: a disk image boots its own kernel command line (set it in the image's bootloader). Remove \`kernelArgs\`."`)
+    expect(message({ image: 'a.raw', arch: 'aarch64' })).toMatchInlineSnapshot(`"\`image\` and \`arch\` conflict: image targets boot x86_64 images only."`)
+    expect(message({ uefi: true })).toMatchInlineSnapshot(`"Invalid option \`uefi\`: expected false without an \`image\` (UEFI boots a disk image, not a kernel), got true (boolean)."`)
+    expect(message({ image: 'a.raw', bios: 'OVMF.fd' })).toMatchInlineSnapshot(`"\`bios\` and \`uefi\` conflict: the \`bios\` firmware file is used for UEFI boot only: set \`uefi: true\`, or remove \`bios\`."`)
+  })
+
+  test('an image guest starts its commands in the project at /mnt/vmtest (or / with none shared)', () => {
+    expect(resolveOptions({ image: 'a.raw' }).cwd).toBe('/mnt/vmtest')
+    expect(resolveOptions({ image: 'a.raw', shared: false }).cwd).toBe('/')
+    expect(resolveOptions({ image: 'a.raw', shared: '/p', cwd: '/p/sub' }).cwd).toBe('/mnt/vmtest/sub')
+    expect(resolveOptions({ image: 'a.raw', shared: '/p', cwd: '/p' }).cwd).toBe('/mnt/vmtest')
+    expect(resolveOptions({ image: 'a.raw', shared: '/p', cwd: '/root' }).cwd).toBe('/root')
+    expect(resolveOptions({}).cwd).toBe(process.cwd())
   })
 })

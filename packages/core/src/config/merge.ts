@@ -37,10 +37,10 @@ export interface MergedOptions {
 
 // Every GuestOptions key, checked by the compiler against the interface, so the unknown-key check cannot drift.
 const GUEST_KEYS: Record<Exclude<keyof GuestOptions, 'sources'>, true> = {
-  kernel: true, kernelArgs: true, modules: true, memory: true, cpus: true, accel: true, qemu: true, rootMode: true,
+  kernel: true, kernelArgs: true, arch: true, rootfs: true, image: true, uefi: true, bios: true, modules: true, memory: true, cpus: true, accel: true, qemu: true, rootMode: true,
   shared: true, mounts: true, bootTimeout: true, extraArgs: true, cwd: true, consoleLog: true, onProgress: true,
 }
-const RUNNER_KEYS = ['target', 'config', 'isolate', 'verbose', 'failOnKernel', 'rootfs', 'resultsDir'] as const
+const RUNNER_KEYS = ['target', 'config', 'isolate', 'verbose', 'failOnKernel', 'resultsDir'] as const
 type RunnerKey = (typeof RUNNER_KEYS)[number]
 const KNOWN = [...Object.keys(GUEST_KEYS), ...RUNNER_KEYS]
 
@@ -72,15 +72,6 @@ export function mergeLayers(layers: OptionLayer[], opts: { rootDir: string }): M
       }
       guest[key] = resolvePaths(key, value, layer.baseDir)
       sources[key] = sourceOf(layer, key)
-    }
-  }
-
-  const rootfs = runner.rootfs
-  if (rootfs) {
-    if (typeof rootfs.value !== 'string' || rootfs.value === '') throw bad('rootfs', rootfs.layer, "'/' (the host's root)", rootfs.value)
-    const path = resolve(rootfs.layer.baseDir, rootfs.value)
-    if (path !== '/') {
-      throw invalid(`Option \`rootfs\` (${path}, in ${sourceOf(rootfs.layer, 'rootfs')}) is not supported by the test environments yet: they share the host's root (/). Remove it; the vmtest CLI runs a rootfs (vmtest -r).`)
     }
   }
 
@@ -173,6 +164,9 @@ function resolvePaths(key: string, value: unknown, baseDir: string): unknown {
   const path = (p: unknown) => (typeof p === 'string' && p !== '' ? resolve(baseDir, p) : p)
   switch (key) {
     case 'kernel':
+    case 'rootfs':
+    case 'image':
+    case 'bios':
     case 'modules':
     case 'consoleLog':
       return path(value)

@@ -192,13 +192,6 @@ export function findTarget(config: VmtestConfig, name: string, from?: string): V
 /** The guest options a target stands for; what the test environments cannot do yet is an error, not ignored. */
 export function targetToGuestOptions(target: VmtestTarget): GuestOptions {
   const where = `Target "${target.name}" in ${target.file}`
-  const unsupported = (what: string, fix: string) =>
-    new VmtestError('VMTEST_OPTION_INVALID', 'config', `${where}: ${what} is not supported by the test environments yet. ${fix}`)
-  if (target.image !== undefined) throw unsupported('`image`', 'They boot a `kernel` over the host\'s root; use a kernel target here, and the vmtest CLI for image targets.')
-  if (target.uefi) throw unsupported('`uefi`', 'Remove it; the vmtest CLI runs UEFI targets.')
-  if (target.vm.bios !== undefined) throw unsupported('`vm.bios`', 'Remove it; the vmtest CLI runs targets with a BIOS file.')
-  if (target.rootfs !== '/') throw unsupported(`\`rootfs\` (${target.rootfs})`, 'They share the host\'s root (/); remove `rootfs`, and use the vmtest CLI for rootfs targets.')
-  if (target.arch !== undefined && target.arch !== 'x86_64') throw unsupported(`\`arch = "${target.arch}"\``, 'They boot x86_64 guests only; remove `arch` or set it to "x86_64".')
   if (target.qemuCommand !== undefined) {
     throw new VmtestError(
       'VMTEST_OPTION_INVALID',
@@ -216,6 +209,12 @@ export function targetToGuestOptions(target: VmtestTarget): GuestOptions {
     sources[key] = source
   }
   set('kernel', target.kernel)
+  set('image', target.image)
+  if (target.uefi) set('uefi', true)
+  set('bios', target.vm.bios)
+  // vmtest's default root is the host's (/): no option needed for it.
+  if (target.rootfs !== '/') set('rootfs', target.rootfs)
+  set('arch', target.arch)
   set('kernelArgs', target.kernelArgs)
   set('cpus', target.vm.numCpus)
   set('memory', target.vm.memory)

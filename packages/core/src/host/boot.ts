@@ -11,16 +11,22 @@ import { FrameSplitter } from '../protocol/framing.js'
 import { VmtestError, isVmtestError, tail } from './errors.js'
 import { Guest, type GuestInfo, type GuestLink } from './guest.js'
 import { KernelLog } from './console/kernel-log.js'
-import { resolveOptions, type GuestOptions, type ResolvedOptions, type RootMode } from './options.js'
+import { resolveOptions, SHARED_MOUNT, type GuestOptions, type ResolvedOptions, type RootMode } from './options.js'
 import { cacheDir, keepCrashLog, makeGuestTempDir, removeGuestTempDir } from './paths.js'
-import { chooseKernel } from './kernel/resolve.js'
+import { chooseKernel, type ChosenKernel } from './kernel/resolve.js'
 import { inspectKernel, KernelFormatError, type KernelInfo } from './kernel/inspect.js'
 import { fastBootImage } from './kernel/fast-boot.js'
 import { findModuleDir, planModules } from './kernel/modules.js'
 import { AGENT_BUNDLE, buildInitramfs, INIT_SCRIPT, isStaticElf } from './initramfs/build.js'
 import { findExecutable, findQemu } from './qemu/binary.js'
-import { chooseAccel } from './qemu/accel.js'
+import { chooseAccel, type AccelChoice } from './qemu/accel.js'
 import { buildQemuArgs } from './qemu/args.js'
+import { chooseFirmware, imageFormat } from './image/image.js'
+import { Qga, QGA_PORT_NAME } from './image/qga.js'
+import { startQgaAgent, type AgentStream, type Share } from './image/qga-agent.js'
+import { archProfile, hostArch } from './qemu/arch.js'
+import { busyboxesIn, chooseRoot, type GuestRoot } from './rootfs.js'
+import { elfArch } from './kernel/inspect.js'
 import { QemuProcess, type QemuExit } from './qemu/process.js'
 
 /** Boot bounds: a Debian kernel reaches the agent in ≈4–5 s under TCG here and
@@ -34,8 +40,10 @@ const POWEROFF_TIMEOUT_MS = 3000
 /** Console lines quoted in boot and crash errors. */
 const CONSOLE_TAIL_IN_ERRORS = 40
 
-/** Modules a distro kernel needs to reach the agent: PCI virtio, the serial port, 9p. */
-export const REQUIRED_MODULES = ['virtio_pci', 'virtio_console', '9pnet_virtio', '9p']
+/** Modules a distro kernel needs to reach the agent: virtio's transport (PCI, or channel I/O on s390x), the serial port, 9p. */
+export function requiredModules(arch: string): string[] {
+  return [archProfile(arch)?.bus === 'ccw' ? 'virtio_ccw' : 'virtio_pci', 'virtio_console', '9pnet_virtio', '9p']
+}
 /** Wanted for the default root mode; without it the root is read-only. */
 export const OVERLAY_MODULE = 'overlay'
 
@@ -46,39 +54,42 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
   const started = Date.now()
   const o = resolveOptions(options)
   const cache = cacheDir()
-  const chosen = chooseKernel(o.kernel && resolve(o.kernel), o.source('kernel'), cache)
-  const kernel = await inspect(chosen.path, chosen.source)
-  const qemu = findQemu(kernel.arch, o.qemu, o.source('qemu'))
-  const { image } = await fastBootImage(kernel, cache)
-  const accel = await chooseAccel(o.accel, qemu, image, cache)
-  if (accel.fallbackReason && !accelWarningShown) {
+  const plan = o.image ? await planImage(o, o.image, cache) : await planKernel(o, cache)
+  if (plan.accel.fallbackReason && !accelWarningShown) {
     accelWarningShown = true
-    process.stderr.write(`vmtest: KVM is unusable here (${accel.fallbackReason}); using TCG software emulation: expect boots and commands 5-10x slower.\n`)
+    process.stderr.write(`vmtest: KVM is unusable here (${plan.accel.fallbackReason}); using TCG software emulation: expect boots and commands 5-10x slower.\n`)
   }
-  const root = await planRoot(kernel, chosen.path, o, cache)
-  o.onProgress(`booting ${kernel.release ?? chosen.path} with ${accel.accel}${root.initramfs ? ' (initramfs with modules)' : ''}`)
+  const { accel, qemu, arch } = plan
+  o.onProgress(plan.describe)
 
   const tempDir = makeGuestTempDir()
   const socketPath = `${tempDir}/agent.sock`
   const server = createServer()
   await new Promise<void>((ok, fail) => server.once('error', fail).listen(socketPath, ok))
-  const shares = [{ tag: 'vmtest-root', path: '/', readonly: root.mode !== 'rw' }]
+  const shares = plan.kind === 'kernel' ? [{ tag: 'vmtest-root', path: plan.guestRoot.path, readonly: plan.root.mode !== 'rw' }] : []
   if (o.shared) shares.push({ tag: 'vmtest-shared', path: o.shared.path, readonly: !o.shared.writable })
   o.mounts.forEach((m, i) => shares.push({ tag: `vmtest-m${i}`, path: m.hostPath, readonly: !m.writable }))
 
-  const args = buildQemuArgs({
-    arch: kernel.arch,
-    accel: accel.accel,
-    kernel: image,
-    initramfs: root.initramfs,
-    append: commandLine(kernel, o, root),
-    memoryMiB: o.memoryMiB,
-    cpus: o.cpus,
-    agentSocket: socketPath,
-    agentPortName: AGENT_PORT_NAME,
-    shares,
-    extraArgs: o.extraArgs,
-  })
+  let args: string[]
+  try {
+    args = buildQemuArgs({
+      arch,
+      accel: accel.accel,
+      ...(plan.kind === 'kernel'
+        ? { kernel: plan.bootImage, initramfs: plan.root.initramfs, append: commandLine(plan.kernel, o, plan.root, plan.guestRoot) }
+        : { disk: { file: plan.image, format: plan.format, firmware: chooseFirmware(o, tempDir) } }),
+      memoryMiB: o.memoryMiB,
+      cpus: o.cpus,
+      agentSocket: socketPath,
+      agentPortName: plan.kind === 'kernel' ? AGENT_PORT_NAME : QGA_PORT_NAME,
+      shares,
+      extraArgs: o.extraArgs,
+    })
+  } catch (error) {
+    server.close()
+    removeGuestTempDir(tempDir)
+    throw error
+  }
   const qemuProcess = new QemuProcess(qemu, args, o.consoleLog ?? `${tempDir}/console.log`)
   const log = new KernelLog()
   const running = new Map<number, string>()
@@ -99,19 +110,33 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
     removeGuestTempDir(tempDir)
   }
 
-  const bootTimeoutMs = o.bootTimeoutMs ?? (accel.accel === 'kvm' ? DEFAULT_BOOT_TIMEOUT_KVM_MS : DEFAULT_BOOT_TIMEOUT_TCG_MS)
+  // An image boots firmware, a bootloader and its own init first: twice the bound.
+  const bootTimeoutMs = o.bootTimeoutMs ?? (accel.accel === 'kvm' ? DEFAULT_BOOT_TIMEOUT_KVM_MS : DEFAULT_BOOT_TIMEOUT_TCG_MS) * (plan.kind === 'image' ? 2 : 1)
   let hello: AgentHello
   try {
     const connected = new Promise<Socket>((ok) => server.once('connection', ok))
     hello = await bounded(
-      connected.then((socket) => {
-        link = attach(socket, log, qemuProcess)
-        return helloOn(link.peer)
+      connected.then(async (socket) => {
+        if (plan.kind === 'kernel') {
+          link = attach(socket, log, qemuProcess)
+          return helloOn(link.peer)
+        }
+        // An image: its qemu-guest-agent answers once the image's own boot has started it.
+        const qga = new Qga(socket)
+        await qga.sync()
+        o.onProgress(`guest: qemu-guest-agent answered (${((Date.now() - started) / 1000).toFixed(1)} s)`)
+        const agent = startQgaAgent(qga, { shares: imageShares(o), onConsoleLine: (listener) => qemuProcess.onLine(listener) })
+        link = attach(agent.stream, log, qemuProcess)
+        const hello = helloOn(link.peer)
+        await agent.ready.catch((error: Error) => {
+          throw new VmtestError('VMTEST_GUEST_AGENT', 'boot', `The image ${plan.image} booted, but ${error.message}\n${consoleTail(qemuProcess)}`)
+        })
+        return hello
       }),
       bootTimeoutMs,
-      () => bootTimeout(bootTimeoutMs, o, qemuProcess),
+      () => bootTimeout(bootTimeoutMs, o, qemuProcess, plan),
       // Only an exit during the boot is a boot failure; a later one is handled below.
-      qemuProcess.exited.then((exit) => (booted ? new Promise<never>(() => {}) : Promise.reject(bootFailure(exit, qemuProcess, panic, root, chosen.path)))),
+      qemuProcess.exited.then((exit) => (booted ? new Promise<never>(() => {}) : Promise.reject(bootFailure(exit, qemuProcess, panic, plan)))),
     )
     booted = true
     if (hello.version !== PROTOCOL_VERSION) {
@@ -127,9 +152,10 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
   }
 
   const info: GuestInfo = {
-    kernel: chosen.path,
+    kernel: plan.kind === 'kernel' ? plan.chosen.path : plan.image,
+    ...(plan.kind === 'image' ? { image: plan.image } : {}),
     release: hello.release,
-    arch: kernel.arch,
+    arch,
     accel: accel.accel,
     accelReason: accel.fallbackReason,
     bootMs: Date.now() - started,
@@ -197,6 +223,80 @@ export function relayGuest(guest: Guest, toClient: (frame: Buffer) => void): Gue
   return relay(toClient)
 }
 
+type BootPlan = KernelPlan | ImagePlan
+
+interface KernelPlan {
+  kind: 'kernel'
+  arch: string
+  qemu: string
+  accel: AccelChoice
+  describe: string
+  chosen: ChosenKernel
+  kernel: KernelInfo
+  guestRoot: GuestRoot
+  /** What QEMU loads: the bzImage, or its vmlinux for a fast boot. */
+  bootImage: string
+  root: RootPlan
+}
+
+interface ImagePlan {
+  kind: 'image'
+  arch: string
+  qemu: string
+  accel: AccelChoice
+  describe: string
+  image: string
+  format: string
+}
+
+async function planKernel(o: ResolvedOptions, cache: string): Promise<KernelPlan> {
+  const chosen = chooseKernel(o.kernel && resolve(o.kernel), o.source('kernel'), cache, o.arch)
+  const kernel = await inspect(chosen.path, chosen.source)
+  if (o.arch && kernel.arch !== o.arch) {
+    throw new VmtestError('VMTEST_OPTION_INVALID', 'config', `Kernel ${chosen.path} (${chosen.source}) is an ${kernel.arch} kernel, but \`arch\` (${o.source('arch')}) asks for ${o.arch}. Name an ${o.arch} kernel, or drop \`arch\`.`)
+  }
+  if (!archProfile(kernel.arch)) throw new VmtestError('VMTEST_KERNEL_INVALID', 'config', `Kernel ${chosen.path} (${chosen.source}) is for ${kernel.arch}, which vmtest cannot boot (it boots x86_64, aarch64, riscv64 and s390x).`)
+  const guestRoot = chooseRoot(o, kernel.arch, cache)
+  const qemu = findQemu(kernel.arch, o.qemu, o.source('qemu'))
+  const { image } = await fastBootImage(kernel, cache)
+  const accel = await chooseGuestAccel(o, kernel.arch, qemu, image, cache)
+  const root = await planRoot(kernel, chosen.path, guestRoot, o, cache)
+  const describe = `booting ${kernel.release ?? chosen.path}${guestRoot.path === '/' ? '' : ` on root ${guestRoot.path}`} with ${accel.accel}${root.initramfs ? ' (initramfs with modules)' : ''}`
+  return { kind: 'kernel', arch: kernel.arch, qemu, accel, describe, chosen, kernel, guestRoot, bootImage: image, root }
+}
+
+async function planImage(o: ResolvedOptions, image: string, cache: string): Promise<ImagePlan> {
+  const format = imageFormat(image, o.source('image'))
+  const qemu = findQemu('x86_64', o.qemu, o.source('qemu'))
+  // The KVM probe boots a kernel: the default one, when there is one.
+  let probeKernel: string | undefined
+  try {
+    probeKernel = chooseKernel(undefined, '', cache).path
+  } catch {
+    // none here: decided without a probe below
+  }
+  const accel: AccelChoice = probeKernel ? await chooseAccel(o.accel, qemu, (await fastBootImage(await inspectKernel(probeKernel), cache)).image, cache) : { accel: o.accel === 'kvm' ? 'kvm' : 'tcg' }
+  const describe = `booting image ${image} (${format}, ${o.uefi ? 'UEFI' : 'BIOS'}) with ${accel.accel}`
+  return { kind: 'image', arch: 'x86_64', qemu, accel, describe, image, format }
+}
+
+/** Where an image guest mounts the 9p shares: the project at /mnt/vmtest, the `mounts` at their paths. */
+function imageShares(o: ResolvedOptions): Share[] {
+  return [
+    ...(o.shared ? [{ tag: 'vmtest-shared', guestPath: SHARED_MOUNT, readonly: !o.shared.writable }] : []),
+    ...o.mounts.map((m, i) => ({ tag: `vmtest-m${i}`, guestPath: m.guestPath, readonly: !m.writable })),
+  ]
+}
+
+/** KVM runs guests of the host's architecture only: any other one runs under TCG, without a probe. */
+async function chooseGuestAccel(o: ResolvedOptions, arch: string, qemu: string, image: string, cache: string): Promise<AccelChoice> {
+  if (arch === hostArch()) return chooseAccel(o.accel, qemu, image, cache)
+  if (o.accel === 'kvm') {
+    throw new VmtestError('VMTEST_OPTION_INVALID', 'config', `accel 'kvm' (${o.source('accel')}) cannot run an ${arch} guest on this ${hostArch()} host: KVM runs guests of the host's architecture only. Use 'auto' or 'tcg'.`)
+  }
+  return { accel: 'tcg' }
+}
+
 /** inspectKernel with the user's error: the file, who named it, what it looks like instead. */
 export async function inspect(path: string, source: string): Promise<KernelInfo> {
   try {
@@ -221,13 +321,13 @@ interface RootPlan {
 }
 
 /** Modules, initramfs and root mode for this kernel. */
-async function planRoot(kernel: KernelInfo, kernelPath: string, o: ResolvedOptions, cache: string): Promise<RootPlan> {
+async function planRoot(kernel: KernelInfo, kernelPath: string, guestRoot: GuestRoot, o: ResolvedOptions, cache: string): Promise<RootPlan> {
   const found = kernel.release ? findModuleDir({ kernelPath, release: kernel.release, explicit: o.modules }) : { dir: undefined, looked: [] }
   if (!found.dir) {
     // No modules anywhere: boot straight into the 9p root, as for a kernel with 9p built in.
     return { mode: o.rootMode ?? 'overlay', lookedForModules: found.looked }
   }
-  const plan = await planModules(found.dir, [...REQUIRED_MODULES, OVERLAY_MODULE])
+  const plan = await planModules(found.dir, [...requiredModules(kernel.arch), OVERLAY_MODULE])
   const missing = plan.missing.filter((m) => m !== OVERLAY_MODULE)
   if (missing.length > 0) {
     throw new VmtestError(
@@ -242,12 +342,25 @@ async function planRoot(kernel: KernelInfo, kernelPath: string, o: ResolvedOptio
   }
   const mode = o.rootMode ?? (hasOverlay ? 'overlay' : 'ro')
   if (plan.files.length === 0) return { mode }
-  const initramfs = await buildInitramfs({ busybox: findBusybox(kernel), modules: plan.files }, `${cache}/initramfs`)
+  const initramfs = await buildInitramfs({ busybox: findBusybox(kernel, guestRoot), modules: plan.files }, `${cache}/initramfs`)
   return { mode, initramfs }
 }
 
-function findBusybox(kernel: KernelInfo): string {
+/** A static busybox that runs in the guest: the root filesystem's own, else the host's (same architecture only). */
+function findBusybox(kernel: KernelInfo, guestRoot: GuestRoot): string {
   const why = `Kernel ${kernel.release} has its 9p/virtio drivers as modules, which the guest loads from an initramfs with a static busybox as its shell`
+  const fromRoot = busyboxesIn(guestRoot).find((file) => {
+    const bytes = readFileSync(file)
+    return isStaticElf(bytes) && elfArch(bytes) === kernel.arch
+  })
+  if (fromRoot) return fromRoot
+  if (kernel.arch !== hostArch()) {
+    throw new VmtestError(
+      'VMTEST_BUSYBOX_NOT_FOUND',
+      'config',
+      `${why}, built for ${kernel.arch}: the root filesystem ${guestRoot.path} has none (looked at /bin/busybox, /usr/bin/busybox, /sbin/busybox).\nInstall one there (Debian: busybox-static for ${archProfile(kernel.arch)!.debian}); \`vmtest setup --arch ${kernel.arch}\` does.`,
+    )
+  }
   const install = 'Install it: Debian/Ubuntu `apt-get install busybox-static`, Fedora `dnf install busybox`, or put a static busybox on PATH.'
   const busybox = findExecutable('busybox')
   if (!busybox) throw new VmtestError('VMTEST_BUSYBOX_NOT_FOUND', 'config', `${why}, but \`busybox\` was not found on PATH.\n${install}`)
@@ -258,9 +371,9 @@ function findBusybox(kernel: KernelInfo): string {
 }
 
 /** The kernel command line; every flag has a reason. */
-function commandLine(kernel: KernelInfo, o: ResolvedOptions, root: RootPlan): string {
+function commandLine(kernel: KernelInfo, o: ResolvedOptions, root: RootPlan, guestRoot: GuestRoot): string {
   const args = [
-    kernel.arch === 'x86_64' ? 'console=ttyS0' : 'console=ttyAMA0',
+    `console=${archProfile(kernel.arch)!.console}`,
     // Warnings and worse reach the console (splats, panics); chattier levels
     // cost boot time under emulation and arrive through /dev/kmsg anyway.
     'loglevel=5',
@@ -275,7 +388,7 @@ function commandLine(kernel: KernelInfo, o: ResolvedOptions, root: RootPlan): st
   if (root.initramfs) args.push('rdinit=/init')
   else args.push('root=vmtest-root', 'rootfstype=9p', 'rootflags=trans=virtio,version=9p2000.L,cache=loose', 'ro', `init=${INIT_SCRIPT}`, `vmtest_agent=${AGENT_BUNDLE}`)
   // vmtest_* reach init as environment variables (unknown parameters without a dot).
-  args.push(`vmtest_mode=${root.mode}`, `vmtest_node=${process.execPath}`)
+  args.push(`vmtest_mode=${root.mode}`, `vmtest_node=${guestRoot.node}`)
   if (o.shared) args.push(`vmtest_shared=${o.shared.writable ? 'rw' : 'ro'}`)
   // A path with blanks or quotes cannot travel on the command line; such a dir is at /mnt/vmtest only.
   if (o.shared && /^[^\s"']+$/.test(o.shared.path)) args.push(`vmtest_shared_path=${o.shared.path}`)
@@ -302,7 +415,7 @@ interface AgentLink {
   relay(toClient: (frame: Buffer) => void): GuestRelay
 }
 
-function attach(socket: Socket, log: KernelLog, qemu: QemuProcess): AgentLink {
+function attach(socket: AgentStream, log: KernelLog, qemu: QemuProcess): AgentLink {
   const newPeer = () => {
     const peer = new Peer((frame) => socket.write(frame), { firstCallId: HOST_FIRST_CALL_ID })
     peer.on('kmsg', ({ records }: { records: KmsgRecord[] }) => log.add(records))
@@ -392,12 +505,12 @@ function consoleTail(qemu: QemuProcess): string {
   return `${lines}\nFull console log: ${log}`
 }
 
-function bootFailure(exit: QemuExit, qemu: QemuProcess, panic: PanicWatch, root: RootPlan, kernelPath: string): VmtestError {
-  if (panic.noRoot && root.lookedForModules) {
+function bootFailure(exit: QemuExit, qemu: QemuProcess, panic: PanicWatch, plan: BootPlan): VmtestError {
+  if (plan.kind === 'kernel' && panic.noRoot && plan.root.lookedForModules) {
     return new VmtestError(
       'VMTEST_MODULES_NOT_FOUND',
       'boot',
-      `Kernel ${kernelPath} could not mount the host root: it has no 9p built in, and no modules for it were found (looked in ${root.lookedForModules.join(', ') || 'no place: its release is unknown'}).\n` +
+      `Kernel ${plan.chosen.path} could not mount the host root: it has no 9p built in, and no modules for it were found (looked in ${plan.root.lookedForModules.join(', ') || 'no place: its release is unknown'}).\n` +
         'Point the `modules` option at its lib/modules/<release> directory, or build 9p, virtio PCI and virtio console into the kernel.\n' +
         consoleTail(qemu),
     )
@@ -412,8 +525,18 @@ function bootFailure(exit: QemuExit, qemu: QemuProcess, panic: PanicWatch, root:
   return new VmtestError('VMTEST_GUEST_EXITED', 'boot', `The guest stopped (QEMU exit ${exit.exitCode ?? exit.signal}) before its agent came up.\n${consoleTail(qemu)}`)
 }
 
-function bootTimeout(ms: number, o: ResolvedOptions, qemu: QemuProcess): VmtestError {
+function bootTimeout(ms: number, o: ResolvedOptions, qemu: QemuProcess, plan: BootPlan): VmtestError {
   const last = qemu.consoleTail.findLast((l) => l.trim())
+  if (plan.kind === 'image') {
+    return new VmtestError(
+      'VMTEST_BOOT_TIMEOUT',
+      'boot',
+      `qemu-guest-agent in the image ${plan.image} did not answer within ${ms} ms (bootTimeout${o.source('bootTimeout').replace(/^from \`bootTimeout\`/, '')})${last ? `; the console last said: ${last.trim()}` : ''}.\n` +
+        `Image targets run commands through qemu-guest-agent on the virtio-serial port ${QGA_PORT_NAME}: install it in the image (Debian/Ubuntu: qemu-guest-agent) and have it start at boot. ` +
+        'If the console shows the image still booting, raise bootTimeout.\n' +
+        consoleTail(qemu),
+    )
+  }
   return new VmtestError(
     'VMTEST_BOOT_TIMEOUT',
     'boot',

@@ -47,8 +47,10 @@ export interface ExecResult<T extends string | Buffer = string> {
 }
 
 export interface GuestInfo {
-  /** The kernel as the user named it, absolute, symlinks not resolved. */
+  /** The kernel as the user named it, absolute, symlinks not resolved (for an image target: the image). */
   kernel: string
+  /** The disk image an image target booted. */
+  image?: string
   release: string
   arch: string
   accel: 'kvm' | 'tcg'

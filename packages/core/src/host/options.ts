@@ -1,9 +1,10 @@
 // The options of one guest: their types, their defaults in one place, and a
 // validator whose messages name the option and where its value came from.
 
-import { isAbsolute, resolve } from 'node:path'
+import { isAbsolute, join, relative, resolve } from 'node:path'
 import { levenshtein } from './did-you-mean.js'
 import { VmtestError } from './errors.js'
+import { KNOWN_ARCHES } from './qemu/arch.js'
 
 export type RootMode = 'overlay' | 'ro' | 'rw'
 export type Accel = 'auto' | 'kvm' | 'tcg'
@@ -19,6 +20,18 @@ export interface GuestOptions {
   kernel?: string
   /** Appended to the kernel command line. */
   kernelArgs?: string
+  /** Guest architecture (x86_64, aarch64, riscv64, s390x). Default: the kernel's; with no kernel named, the host's. */
+  arch?: string
+  /** The guest's root filesystem: a host directory shared over 9p. Default: the host's root (/), or for a
+   * foreign arch the root `vmtest setup --arch` fetched. */
+  rootfs?: string
+  /** A bootable disk image (raw, qcow2...) booted through its own bootloader instead of `kernel`;
+   * commands run through qemu-guest-agent in it. Never written: the guest writes to a throw-away overlay. */
+  image?: string
+  /** Boot `image` with UEFI firmware (OVMF) instead of BIOS. */
+  uefi?: boolean
+  /** The UEFI firmware file (default: OVMF from the usual distro paths). */
+  bios?: string
   /** Module directory of the kernel (…/lib/modules/<release>) when it is not in a standard place. */
   modules?: string
   /** Guest memory: a number of MiB or a string like '512M', '1G'. Default 1G. */
@@ -50,6 +63,11 @@ export interface GuestOptions {
 export interface ResolvedOptions {
   kernel?: string
   kernelArgs: string
+  arch?: string
+  rootfs?: string
+  image?: string
+  uefi: boolean
+  bios?: string
   modules?: string
   memoryMiB: number
   cpus: number
@@ -66,7 +84,7 @@ export interface ResolvedOptions {
   onProgress: (message: string) => void
 }
 
-const KNOWN = new Set<string>(['kernel', 'kernelArgs', 'modules', 'memory', 'cpus', 'accel', 'qemu', 'rootMode', 'shared', 'mounts', 'bootTimeout', 'extraArgs', 'cwd', 'consoleLog', 'sources', 'onProgress'])
+const KNOWN = new Set<string>(['kernel', 'kernelArgs', 'arch', 'rootfs', 'image', 'uefi', 'bios', 'modules', 'memory', 'cpus', 'accel', 'qemu', 'rootMode', 'shared', 'mounts', 'bootTimeout', 'extraArgs', 'cwd', 'consoleLog', 'sources', 'onProgress'])
 
 export function resolveOptions(options: GuestOptions = {}): ResolvedOptions {
   const source = (key: keyof GuestOptions) => `from \`${key}\`${options.sources?.[key] ? ` in ${options.sources[key]}` : ''}`
@@ -87,6 +105,24 @@ export function resolveOptions(options: GuestOptions = {}): ResolvedOptions {
   if (o.accel !== undefined && !['auto', 'kvm', 'tcg'].includes(o.accel)) bad('accel', "'auto', 'kvm' or 'tcg'", o.accel)
   if (o.rootMode !== undefined && !['overlay', 'ro', 'rw'].includes(o.rootMode)) bad('rootMode', "'overlay', 'ro' or 'rw'", o.rootMode)
   if (o.bootTimeout !== undefined && !(typeof o.bootTimeout === 'number' && o.bootTimeout > 0)) bad('bootTimeout', 'a positive number of milliseconds', o.bootTimeout)
+  if (o.arch !== undefined && !KNOWN_ARCHES.includes(o.arch as string)) bad('arch', `one of ${KNOWN_ARCHES.join(', ')}`, o.arch)
+  for (const key of ['rootfs', 'image', 'bios'] as const) {
+    if (o[key] !== undefined && (typeof o[key] !== 'string' || !o[key])) bad(key, key === 'image' ? 'a path to a disk image' : key === 'bios' ? 'a path to a UEFI firmware file' : 'a path to a root filesystem directory', o[key])
+  }
+  if (o.uefi !== undefined && typeof o.uefi !== 'boolean') bad('uefi', 'true or false', o.uefi)
+  const conflict = (a: keyof GuestOptions, b: keyof GuestOptions, why: string): never => {
+    const at = (k: keyof GuestOptions) => `\`${k}\`${options.sources?.[k] ? ` (in ${options.sources[k]})` : ''}`
+    throw new VmtestError('VMTEST_OPTION_INVALID', 'config', `${at(a)} and ${at(b)} conflict: ${why}`)
+  }
+  if (o.image !== undefined) {
+    if (o.kernel !== undefined) conflict('image', 'kernel', 'a guest boots either a disk image (through its own bootloader) or a kernel. Keep one.')
+    if (o.rootfs !== undefined) conflict('image', 'rootfs', 'a disk image brings its own root filesystem. Remove `rootfs`.')
+    if (o.kernelArgs !== undefined) conflict('image', 'kernelArgs', "a disk image boots its own kernel command line (set it in the image's bootloader). Remove `kernelArgs`.")
+    if (o.arch !== undefined && o.arch !== 'x86_64') conflict('image', 'arch', 'image targets boot x86_64 images only.')
+  } else {
+    if (o.uefi) bad('uefi', 'false without an `image` (UEFI boots a disk image, not a kernel)', o.uefi)
+  }
+  if (o.bios !== undefined && !o.uefi) conflict('bios', 'uefi', 'the `bios` firmware file is used for UEFI boot only: set `uefi: true`, or remove `bios`.')
   if (o.extraArgs !== undefined && !(Array.isArray(o.extraArgs) && o.extraArgs.every((a) => typeof a === 'string'))) bad('extraArgs', 'an array of strings', o.extraArgs)
 
   let shared: ResolvedOptions['shared']
@@ -106,6 +142,11 @@ export function resolveOptions(options: GuestOptions = {}): ResolvedOptions {
   return {
     kernel: o.kernel,
     kernelArgs: o.kernelArgs ?? '',
+    arch: o.arch,
+    rootfs: o.rootfs && resolve(o.rootfs),
+    image: o.image && resolve(o.image),
+    uefi: o.uefi ?? false,
+    bios: o.bios && resolve(o.bios),
     modules: o.modules,
     memoryMiB: o.memory === undefined ? 1024 : parseMemory(o.memory) ?? bad('memory', "a number of MiB or a size like '512M' or '2G' (at least 128M)", o.memory),
     cpus: o.cpus ?? 1,
@@ -116,12 +157,23 @@ export function resolveOptions(options: GuestOptions = {}): ResolvedOptions {
     mounts,
     bootTimeoutMs: o.bootTimeout,
     extraArgs: o.extraArgs ?? [],
-    cwd: o.cwd ?? process.cwd(),
+    cwd: o.image ? imageCwd(o.cwd, shared) : (o.cwd ?? process.cwd()),
     consoleLog: o.consoleLog,
     source,
     onProgress: o.onProgress ?? (() => {}),
   }
 }
+
+/** An image has none of the host's paths: its commands start in the project at /mnt/vmtest, and a
+ * host dir inside the project (a runner's cwd) is the same dir there. Other paths are the guest's own. */
+function imageCwd(cwd: string | undefined, shared: ResolvedOptions['shared']): string {
+  if (cwd === undefined) return shared ? SHARED_MOUNT : '/'
+  if (shared && (cwd === shared.path || cwd.startsWith(`${shared.path}/`))) return join(SHARED_MOUNT, relative(shared.path, cwd))
+  return cwd
+}
+
+/** Where the shared project dir is in every guest. */
+export const SHARED_MOUNT = '/mnt/vmtest'
 
 /** '512M', '1G', '1.5G', 2048 -> MiB; undefined when unreadable or below 128 MiB. */
 export function parseMemory(value: number | string): number | undefined {

@@ -3,7 +3,7 @@
 // fetches a default guest kernel (a distro kernel package, extracted with its
 // modules into the cache) so a new user can boot without building a kernel.
 
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { execa } from 'execa'
@@ -13,6 +13,8 @@ import { defaultKernels, kernelsIn } from './kernel/resolve.js'
 import { inspectKernel } from './kernel/inspect.js'
 import { fastBootImage } from './kernel/fast-boot.js'
 import { kvmVerdict } from './qemu/accel.js'
+import { archProfile, hostArch } from './qemu/arch.js'
+import { archRootDir } from './rootfs.js'
 
 /** What the engine runs on the host, and the Debian package of each. */
 const HOST_TOOLS = [
@@ -32,6 +34,8 @@ export interface SetupOptions {
   /** More kernels to fetch besides the default, for a kernel matrix: a package name
    * (linux-image-6.12.118+deb12-amd64), a version prefix (6.12) or 'newest'. */
   kernels?: string[]
+  /** Foreign architectures to make bootable: their QEMU, and Debian's kernel with a root filesystem (node, busybox). */
+  arches?: string[]
   log?: (line: string) => void
 }
 
@@ -83,8 +87,64 @@ export async function setupHost(options: SetupOptions = {}): Promise<string[]> {
     })
     if (path) log(`vmtest setup: kernel "${wanted}": ${path}`)
   }
+  for (const arch of options.arches ?? []) {
+    const kernel = await fetchArchRoot(cache, arch, { install: options.install !== false && isRoot, log }).catch((error: Error) => {
+      problems.push(`could not set up ${arch} guests: ${error.message}`)
+    })
+    if (kernel) log(`vmtest setup: ${arch}: kernel ${kernel}, root filesystem ${archRootDir(cache, arch)}`)
+  }
   for (const problem of problems) log(`vmtest setup: PROBLEM: ${problem}`)
   return problems
+}
+
+/** QEMU's Debian package per architecture. */
+const QEMU_PACKAGES: Record<string, string> = { x86_64: 'qemu-system-x86', aarch64: 'qemu-system-arm', riscv64: 'qemu-system-misc', s390x: 'qemu-system-s390x' }
+/** In the foreign root: node runs the agent, busybox-static is the initramfs shell, dash is /bin/sh for commands, with the
+ * basic tools a test expects (mount, ps, modprobe); the kernel package brings its modules. */
+const ARCH_ROOT_PACKAGES = ['nodejs', 'busybox-static', 'dash', 'coreutils', 'util-linux', 'mount', 'procps', 'kmod']
+
+/** Makes <cache>/rootfs/<arch>: Debian's packages for that architecture, extracted (mmdebstrap's
+ * `extract` variant runs no maintainer script, so no emulation is needed to build it). Returns the kernel. */
+async function fetchArchRoot(cache: string, arch: string, o: { install: boolean; log: (line: string) => void }): Promise<string> {
+  const profile = archProfile(arch)
+  if (!profile || arch === hostArch()) throw new Error(`--arch ${arch}: expected a foreign architecture (${['aarch64', 'riscv64', 's390x'].filter((a) => a !== hostArch()).join(', ')})`)
+  const target = archRootDir(cache, arch)
+  const needed = [...(findExecutable(`qemu-system-${arch}`) ? [] : [QEMU_PACKAGES[arch]]), ...(findExecutable('mmdebstrap') ? [] : ['mmdebstrap'])]
+  if (needed.length > 0) {
+    if (!o.install || !findExecutable('apt-get')) throw new Error(`missing ${needed.join(', ')}; run: sudo apt-get install -y --no-install-recommends ${needed.join(' ')}`)
+    o.log(`vmtest setup: installing ${needed.join(' ')}`)
+    await execa('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...needed], { stdio: 'inherit', env: { DEBIAN_FRONTEND: 'noninteractive' } })
+  }
+  const present = kernelsIn(join(cache, 'rootfs'), arch)[0]
+  if (present) return present
+  const suite = debianSuite()
+  o.log(`vmtest setup: fetching Debian ${suite} ${profile.debian}: linux-image-${profile.debian}, ${ARCH_ROOT_PACKAGES.join(', ')} (a few hundred MB)`)
+  mkdirSync(dirname(target), { recursive: true })
+  const work = mkdtempSync(`${target}.tmp-`)
+  try {
+    const root = join(work, 'root')
+    await execa('mmdebstrap', ['--variant=extract', `--architectures=${profile.debian}`, `--include=${[`linux-image-${profile.debian}`, ...ARCH_ROOT_PACKAGES].join(',')}`, suite, root], { stdio: ['ignore', 'inherit', 'inherit'] })
+    // Mount points init needs even when the root is shared read-only.
+    for (const dir of ['proc', 'sys', 'dev', 'run', 'tmp', 'mnt']) mkdirSync(join(root, dir), { recursive: true })
+    rmSync(target, { recursive: true, force: true })
+    renameSync(root, target)
+  } finally {
+    rmSync(work, { recursive: true, force: true })
+  }
+  const kernel = kernelsIn(join(cache, 'rootfs'), arch)[0]
+  if (!kernel) throw new Error(`the ${profile.debian} root has no boot/vmlinuz-*`)
+  return kernel
+}
+
+/** The host's Debian release (the arch root matches it), or bookworm elsewhere. */
+function debianSuite(): string {
+  try {
+    const release = readFileSync('/etc/os-release', 'utf8')
+    if (/^ID=debian$/m.test(release)) return /^VERSION_CODENAME=(\w+)$/m.exec(release)?.[1] ?? 'bookworm'
+  } catch {
+    // no os-release: not a Debian host
+  }
+  return 'bookworm'
 }
 
 /** Extra kernels live apart from the default (<cache>/kernels/extra/<package>), so fetching one never changes the default. */

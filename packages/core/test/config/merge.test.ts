@@ -64,7 +64,7 @@ describe('defaults', () => {
   })
 
   test('runner options pass through; none of them reaches the guest options', () => {
-    const merged = merge(config({ isolate: 'reboot', verbose: true, failOnKernel: ['panic', 'oops', 'panic'], rootfs: '/', memory: '2G' }))
+    const merged = merge(config({ isolate: 'reboot', verbose: true, failOnKernel: ['panic', 'oops', 'panic'], memory: '2G' }))
     expect(merged.runner).toEqual({ isolate: 'reboot', verbose: true, failOnKernel: ['panic', 'oops'], resultsDir: join(root, '.vmtest/results') })
     expect(merged.guest).toEqual({ memory: '2G', sources: { memory: CONFIG } })
     expect(merge(config({ failOnKernel: false })).runner.failOnKernel).toBe(false)
@@ -198,11 +198,11 @@ describe('precedence', () => {
 
 describe('errors name the option, where it was set, and the fix', () => {
   test('unknown options get a did-you-mean against guest and runner options', () => {
-    expect(message(() => merge(config({ memroy: '2G' })))).toMatchInlineSnapshot(`"Unknown option \`memroy\` in vitest.config environmentOptions.vmtest: did you mean \`memory\`? Known options: kernel, kernelArgs, modules, memory, cpus, accel, qemu, rootMode, shared, mounts, bootTimeout, extraArgs, cwd, consoleLog, onProgress, target, config, isolate, verbose, failOnKernel, rootfs, resultsDir."`)
+    expect(message(() => merge(config({ memroy: '2G' })))).toMatchInlineSnapshot(`"Unknown option \`memroy\` in vitest.config environmentOptions.vmtest: did you mean \`memory\`? Known options: kernel, kernelArgs, arch, rootfs, image, uefi, bios, modules, memory, cpus, accel, qemu, rootMode, shared, mounts, bootTimeout, extraArgs, cwd, consoleLog, onProgress, target, config, isolate, verbose, failOnKernel, resultsDir."`)
     expect(message(() => merge(config({ failonkernel: false })))).toContain('did you mean `failOnKernel`?')
     expect(message(() => merge(config({ kernel_args: 'quiet' })))).toContain('did you mean `kernelArgs`?')
     expect(message(() => merge(...docblock(`// ${V} {"colour": "blue"}`)))).toBe(
-      `Unknown option \`colour\` in ${V} in <root>/test/a.test.ts. Known options: kernel, kernelArgs, modules, memory, cpus, accel, qemu, rootMode, shared, mounts, bootTimeout, extraArgs, cwd, consoleLog, onProgress, target, config, isolate, verbose, failOnKernel, rootfs, resultsDir.`,
+      `Unknown option \`colour\` in ${V} in <root>/test/a.test.ts. Known options: kernel, kernelArgs, arch, rootfs, image, uefi, bios, modules, memory, cpus, accel, qemu, rootMode, shared, mounts, bootTimeout, extraArgs, cwd, consoleLog, onProgress, target, config, isolate, verbose, failOnKernel, resultsDir.`,
     )
     expect(message(() => merge(config({ sources: {} })))).toContain('Unknown option `sources`')
   })
@@ -235,10 +235,9 @@ describe('errors name the option, where it was set, and the fix', () => {
     expect(merge(config({ config: 'nope.toml', memory: '2G' })).guest).toEqual({ memory: '2G', sources: { memory: CONFIG } })
   })
 
-  test('rootfs other than the host root', () => {
-    expect(message(() => merge(config({ rootfs: './rootfs' })))).toMatchInlineSnapshot(`"Option \`rootfs\` (<root>/rootfs, in vitest.config environmentOptions.vmtest) is not supported by the test environments yet: they share the host's root (/). Remove it; the vmtest CLI runs a rootfs (vmtest -r)."`)
-    expect(message(() => merge(config({ rootfs: true })))).toMatchInlineSnapshot(`"Invalid option \`rootfs\` (in vitest.config environmentOptions.vmtest): expected '/' (the host's root), got true (boolean)."`)
-    expect(merge(config({ rootfs: '/' })).guest).toEqual({ sources: {} })
+  test('rootfs, image and bios paths resolve against the layer that set them', () => {
+    expect(merge(config({ rootfs: './rootfs', arch: 'aarch64' })).guest).toEqual({ rootfs: join(root, 'rootfs'), arch: 'aarch64', sources: { rootfs: CONFIG, arch: CONFIG } })
+    expect(merge(config({ image: 'disk.qcow2', uefi: true, bios: '../OVMF.fd' })).guest).toMatchObject({ image: join(root, 'disk.qcow2'), uefi: true, bios: join(root, '..', 'OVMF.fd') })
   })
 
   test('isolate, verbose', () => {
@@ -255,8 +254,13 @@ describe('errors name the option, where it was set, and the fix', () => {
     expect(message(() => merge(config({ failOnKernel: [1] })))).toMatchInlineSnapshot(`"Invalid option \`failOnKernel\` (in vitest.config environmentOptions.vmtest): unknown splat kind 1 (number). Known kinds: panic, oops, bug, warning, kasan, kmsan, kcsan, ubsan, lockdep, hung_task, soft_lockup, hard_lockup, rcu_stall."`)
   })
 
-  test('a toml target the environments cannot boot', () => {
-    writeFileSync(join(root, 'ci', 'image.toml'), '[[target]]\nname = "img"\nimage = "disk.img"\ncommand = "/bin/true"\n')
-    expect(message(() => merge(config({ config: 'ci/image.toml', target: 'img' })))).toMatchInlineSnapshot(`"Target "img" in <root>/ci/image.toml: \`image\` is not supported by the test environments yet. They boot a \`kernel\` over the host's root; use a kernel target here, and the vmtest CLI for image targets."`)
+  test('a toml image target: its image, uefi and vm.bios, relative to the toml', () => {
+    writeFileSync(join(root, 'ci', 'image.toml'), '[[target]]\nname = "img"\nimage = "disk.img"\nuefi = true\nvm.bios = "fw/OVMF.fd"\ncommand = "/bin/true"\n')
+    expect(merge(config({ config: 'ci/image.toml', target: 'img' })).guest).toMatchObject({ image: join(root, 'ci', 'disk.img'), uefi: true, bios: join(root, 'ci', 'fw', 'OVMF.fd') })
+  })
+
+  test('a toml foreign-arch target: arch and rootfs', () => {
+    writeFileSync(join(root, 'ci', 'arm.toml'), '[[target]]\nname = "arm"\nkernel = "Image"\narch = "aarch64"\nrootfs = "arm64-root"\ncommand = "/bin/true"\n')
+    expect(merge(config({ config: 'ci/arm.toml', target: 'arm' })).guest).toMatchObject({ kernel: join(root, 'ci', 'Image'), arch: 'aarch64', rootfs: join(root, 'ci', 'arm64-root') })
   })
 })

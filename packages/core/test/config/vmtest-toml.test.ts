@@ -235,11 +235,12 @@ extra_args = ["-s"]
     expect(options).toEqual({
       kernel: join(dir, 'bzImage'),
       kernelArgs: 'quiet',
+      arch: 'x86_64',
       cpus: 4,
       memory: '4G',
       mounts: { '/mnt/data': { hostPath: join(dir, 'data'), writable: true } },
       extraArgs: ['-s'],
-      sources: { kernel: source, kernelArgs: source, cpus: source, memory: source, mounts: source, extraArgs: source },
+      sources: { kernel: source, arch: source, kernelArgs: source, cpus: source, memory: source, mounts: source, extraArgs: source },
     })
     // vmtest's memory strings are what resolveOptions reads.
     expect(resolveOptions(options)).toMatchObject({ memoryMiB: 4096, cpus: 4 })
@@ -255,19 +256,23 @@ extra_args = ["-s"]
     expect(message(() => resolveOptions(options), 'VMTEST_OPTION_INVALID')).toMatchInlineSnapshot(`"Invalid option \`memory\` (in target "k" in <dir>/vmtest.toml): expected a number of MiB or a size like '512M' or '2G' (at least 128M), got 'lots'."`)
   })
 
-  const unsupported = (text: string) => message(() => targetToGuestOptions(loadVmtestToml(toml(text)).targets[0]), 'VMTEST_OPTION_INVALID')
+  const options = (text: string) => targetToGuestOptions(loadVmtestToml(toml(text)).targets[0])
 
-  test('what the test environments cannot do yet is an error naming the target and the file', () => {
-    expect(unsupported('[[target]]\nname = "img"\nimage = "disk.img"\ncommand = "/bin/true"\n')).toMatchInlineSnapshot(`"Target "img" in <dir>/vmtest.toml: \`image\` is not supported by the test environments yet. They boot a \`kernel\` over the host's root; use a kernel target here, and the vmtest CLI for image targets."`)
-    expect(unsupported('[[target]]\nname = "uefi"\nimage = "disk.img"\nuefi = true\ncommand = "/bin/true"\n')).toContain('`image` is not supported by the test environments yet')
-    expect(unsupported(`${KERNEL_TARGET}rootfs = "./rootfs"\n`)).toMatchInlineSnapshot(`"Target "k" in <dir>/vmtest.toml: \`rootfs\` (<dir>/rootfs) is not supported by the test environments yet. They share the host's root (/); remove \`rootfs\`, and use the vmtest CLI for rootfs targets."`)
-    expect(unsupported(`${KERNEL_TARGET}arch = "aarch64"\n`)).toMatchInlineSnapshot(`"Target "k" in <dir>/vmtest.toml: \`arch = "aarch64"\` is not supported by the test environments yet. They boot x86_64 guests only; remove \`arch\` or set it to "x86_64"."`)
-    expect(unsupported(`${KERNEL_TARGET}qemu_command = "qemu-system-x86_64 -enable-kvm"\n`)).toMatchInlineSnapshot(`"Target "k" in <dir>/vmtest.toml sets \`qemu_command\`, which the test environments do not take: they build the QEMU command line themselves (the vmtest CLI takes it). Remove it here; to pick the QEMU binary set \`qemu\`, to add arguments \`vm.extra_args\`."`)
+  test('image, uefi, vm.bios, rootfs and arch map to options, each with the target as its source', () => {
+    const path = toml('[[target]]\nname = "img"\nimage = "disk.img"\nuefi = true\nvm.bios = "OVMF.fd"\ncommand = "/bin/true"\n')
+    const image = targetToGuestOptions(loadVmtestToml(path).targets[0])
+    expect(image).toMatchObject({ image: join(path, '../disk.img'), uefi: true, bios: join(path, '../OVMF.fd') })
+    expect(image.sources?.image).toBe(`target "img" in ${path}`)
+    expect(options(`${KERNEL_TARGET}rootfs = "./rootfs"\narch = "aarch64"\n`)).toMatchObject({ rootfs: expect.stringMatching(/\/rootfs$/), arch: 'aarch64' })
+    // vmtest's default root, the host's, is no option at all.
+    expect(options(`${KERNEL_TARGET}rootfs = "/"\n`).rootfs).toBeUndefined()
   })
 
-  test('uefi and bios on their own (a target built in code, not loaded)', () => {
-    const target: VmtestTarget = { name: 't', file: '/p/vmtest.toml', kernel: '/k', uefi: true, rootfs: '/', command: '/bin/true', vm: {} }
-    expect(message(() => targetToGuestOptions(target), 'VMTEST_OPTION_INVALID')).toMatchInlineSnapshot(`"Target "t" in /p/vmtest.toml: \`uefi\` is not supported by the test environments yet. Remove it; the vmtest CLI runs UEFI targets."`)
-    expect(message(() => targetToGuestOptions({ ...target, uefi: false, vm: { bios: '/b.fd' } }), 'VMTEST_OPTION_INVALID')).toMatchInlineSnapshot(`"Target "t" in /p/vmtest.toml: \`vm.bios\` is not supported by the test environments yet. Remove it; the vmtest CLI runs targets with a BIOS file."`)
+  test('qemu_command is the CLI\'s only', () => {
+    expect(message(() => options(`${KERNEL_TARGET}qemu_command = "qemu-system-x86_64 -enable-kvm"\n`), 'VMTEST_OPTION_INVALID')).toMatchInlineSnapshot(`"Target "k" in <dir>/vmtest.toml sets \`qemu_command\`, which the test environments do not take: they build the QEMU command line themselves (the vmtest CLI takes it). Remove it here; to pick the QEMU binary set \`qemu\`, to add arguments \`vm.extra_args\`."`)
+  })
+
+  test('an invalid arch is named by the option check, with the target as its source', () => {
+    expect(message(() => resolveOptions(options(`${KERNEL_TARGET}arch = "arm64"\n`)), 'VMTEST_OPTION_INVALID')).toMatchInlineSnapshot(`"Invalid option \`arch\` (in target "k" in <dir>/vmtest.toml): expected one of x86_64, aarch64, riscv64, s390x, got 'arm64'."`)
   })
 })

@@ -10,7 +10,7 @@ import { Peer } from '../../protocol/rpc.js'
 import { KernelLog } from '../console/kernel-log.js'
 import { VmtestError, withoutStack, type VmtestErrorCode, type VmtestPhase } from '../errors.js'
 import { Guest, type GuestInfo } from '../guest.js'
-import type { GuestOptions } from '../options.js'
+import { resolveOptions, type GuestOptions } from '../options.js'
 import { anchorPid, brokerDir, brokerSocket, connectIfListening } from './location.js'
 import { GUEST_EXIT_EVENT, LEASE_METHOD, PROGRESS_EVENT, SHUTDOWN_METHOD, type LeaseParams, type LeaseResult, type WireVmtestError } from './protocol.js'
 
@@ -68,7 +68,8 @@ export async function leaseGuest(request: LeaseRequest): Promise<RemoteLease> {
     peer,
     log,
     info: result.info as GuestInfo,
-    cwd: params.options.cwd!,
+    // The guest's own name for the worker's cwd (an image sees the project at /mnt/vmtest).
+    cwd: resolveOptions(params.options).cwd,
     running,
     shutdown: release,
     renewLease: () => Promise.reject(new VmtestError('VMTEST_OPTION_INVALID', 'command', 'renewLease() is done by the broker between test files; a leased guest cannot renew itself.')),

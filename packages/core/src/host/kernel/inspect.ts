@@ -207,6 +207,11 @@ function describe(b: Buffer): string {
   return 'unknown binary'
 }
 
+/** The architecture an ELF file was built for (x86_64, aarch64...); undefined when it is no ELF. */
+export function elfArch(b: Buffer): string | undefined {
+  return isElf(b) ? elfMachine(b) : undefined
+}
+
 /** Architecture name of an ELF's e_machine. */
 function elfMachine(b: Buffer): string | undefined {
   if (b.length < 20) return undefined

@@ -5,6 +5,7 @@ import { accessSync, constants, existsSync, readdirSync, statSync } from 'node:f
 import { release } from 'node:os'
 import { join } from 'node:path'
 import { VmtestError } from '../errors.js'
+import { hostArch } from '../qemu/arch.js'
 
 export interface ChosenKernel {
   path: string
@@ -12,9 +13,20 @@ export interface ChosenKernel {
   source: string
 }
 
-/** Order (DESIGN.md): the option, VMTEST_KERNEL, /boot/vmlinuz-$(uname -r) if readable, the cached default. */
-export function chooseKernel(option: string | undefined, optionSource: string, cache: string): ChosenKernel {
+/** Order (DESIGN.md): the option, VMTEST_KERNEL, /boot/vmlinuz-$(uname -r) if readable, the cached default.
+ * For a foreign `arch`: the option, else the kernel in the root `vmtest setup --arch` fetched. */
+export function chooseKernel(option: string | undefined, optionSource: string, cache: string, arch?: string): ChosenKernel {
   if (option) return checked({ path: option, source: optionSource })
+  if (arch && arch !== hostArch()) {
+    const fetched = kernelsIn(join(cache, 'rootfs'), arch)[0]
+    if (fetched) return { path: fetched, source: `the ${arch} kernel in the vmtest cache` }
+    throw new VmtestError(
+      'VMTEST_KERNEL_NOT_FOUND',
+      'config',
+      `No ${arch} kernel to boot: none was named and none is in ${join(cache, 'rootfs', arch, 'boot')}.\n` +
+        `Run \`npx vmtest setup --arch ${arch}\` to fetch Debian's ${arch} kernel and root filesystem, or set the \`kernel\` option.`,
+    )
+  }
   if (process.env.VMTEST_KERNEL) return checked({ path: process.env.VMTEST_KERNEL, source: 'from the VMTEST_KERNEL environment variable' })
   const looked: string[] = []
   const hostKernel = `/boot/vmlinuz-${release()}`

@@ -152,13 +152,14 @@ export class GuestPool {
 }
 
 /** Guests are interchangeable when their options are equal and their kernel
- * file is the same one (a rebuilt kernel has another size or mtime). */
+ * (or disk image) file is the same one (a rebuilt one has another size or mtime). */
 export function poolKey(options: GuestOptions): string {
   const { onProgress: _progress, sources: _sources, ...rest } = options
   let kernelId = ''
-  if (rest.kernel) {
+  const bootFile = rest.kernel ?? rest.image
+  if (bootFile) {
     try {
-      const stat = statSync(resolve(rest.kernel))
+      const stat = statSync(resolve(bootFile))
       kernelId = `${stat.size}:${stat.mtimeMs}`
     } catch {
       kernelId = 'missing' // bootGuest will say so
