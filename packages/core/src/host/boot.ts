@@ -178,9 +178,14 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
     running,
     async shutdown() {
       closing = true
-      // Between leases no agent listens: nothing to sync, QEMU is stopped at once.
-      if (!renewing) await agent.peer.call('agent.shutdown', {}, { timeoutMs: POWEROFF_TIMEOUT_MS }).catch(() => {})
-      await qemuProcess.stop(POWEROFF_TIMEOUT_MS)
+      if (plan.kind === 'image') {
+        // Its writes went to a throw-away overlay and the shares are uncached 9p: nothing to flush.
+        await qemuProcess.kill()
+      } else {
+        // Between leases no agent listens: nothing to sync, QEMU is stopped at once.
+        if (!renewing) await agent.peer.call('agent.shutdown', {}, { timeoutMs: POWEROFF_TIMEOUT_MS }).catch(() => {})
+        await qemuProcess.stop(POWEROFF_TIMEOUT_MS)
+      }
       await cleanup()
     },
     async renewLease() {

@@ -142,6 +142,7 @@ export function startQgaAgent(qga: Qga, o: QgaAgentOptions): { stream: AgentStre
   peer.handle('file.write', async ({ path, channel, mode }: { path: string; channel: number; mode?: number }) => {
     // The channel's data follows the call at once: take it before anything is awaited.
     const data = receiveWhole(peer, channel)
+    data.catch(() => {}) // a failed open below is the error reported
     const handle = await qga.execute<number>('guest-file-open', { path, mode: 'w' })
     let size = 0
     try {
@@ -163,10 +164,6 @@ export function startQgaAgent(qga: Qga, o: QgaAgentOptions): { stream: AgentStre
   })
   // No per-test process tracking through QGA: nothing to mark, nothing reaped.
   peer.handle('processes.mark', () => ({}))
-  peer.handle('agent.shutdown', () => {
-    qga.send('guest-shutdown', { mode: 'powerdown' })
-    return {}
-  })
   peer.handle('lease.end', () => {
     // The same guest serves the next lease: it says hello again at once.
     setImmediate(() => void hello(qga, readGuestFile).then((h) => peer.emit('agent.hello', h), () => {}))

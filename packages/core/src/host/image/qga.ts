@@ -79,11 +79,6 @@ export class Qga {
     return result
   }
 
-  /** Sends a command QGA does not answer when it succeeds (guest-shutdown). */
-  send(command: string, args?: Record<string, unknown>): void {
-    if (!this.closedWith) this.socket.write(`${JSON.stringify({ execute: command, arguments: args })}\n`)
-  }
-
   close(): void {
     this.socket.destroy()
   }
