@@ -9,8 +9,8 @@
 #   1: FAT32, type ef, active: syslinux (BIOS) + systemd-boot (UEFI), both
 #      loading the same /vmlinuz and /initrd.img with the same command line
 #   2: ext4, label vmtest-root: the root filesystem, made by mmdebstrap
-# Nothing is mounted and no loop device is used: the filesystems are written
-# into plain files (mkfs.ext4 -d, mtools) and copied into the disk image.
+# No loop device and no mount: the filesystems are written into plain files
+# (mkfs.ext4 -d, mtools) and copied into the disk image.
 set -euo pipefail
 
 SUITE=bookworm
@@ -22,11 +22,12 @@ ROOT_LABEL=vmtest-root
 # initramfs scripts; it must come before loglevel=5, which overrides the
 # console level it sets (4, errors only). panic=-1 turns a failed boot, also
 # one in the initramfs (which would otherwise wait in a rescue shell), into a
-# reboot, which QEMU's -no-reboot turns into an exit; rootdelay=30 bounds the
-# initramfs' wait for the root device (180 s by default). The rest is speed
-# under TCG: no speculation workarounds, no crypto self-tests at boot, no TSC
-# watchdog (TCG's TSC is steady; the watchdog only warns about slow reads).
-KERNEL_CMDLINE="root=LABEL=$ROOT_LABEL rw rootdelay=30 console=ttyS0 quiet loglevel=5 panic=-1 systemd.show_status=false mitigations=off cryptomgr.notests tsc=reliable"
+# reboot, which QEMU's -no-reboot turns into an exit (the initramfs gives up
+# on a missing root device after 30 s; rootdelay= would sleep that long at
+# every boot). The rest is speed under TCG: no speculation workarounds, no
+# crypto self-tests at boot, no TSC watchdog (TCG's TSC is steady; the
+# watchdog only warns about slow reads).
+KERNEL_CMDLINE="root=LABEL=$ROOT_LABEL rw console=ttyS0 quiet loglevel=5 panic=-1 systemd.show_status=false mitigations=off cryptomgr.notests tsc=reliable"
 # Free space left in the root filesystem for tests (the image is sparse).
 ROOT_FREE_MIB=128
 
@@ -34,6 +35,7 @@ die() { echo "build-test-image: $*" >&2; exit 1; }
 
 [[ $# -eq 1 ]] || die "usage: $0 OUTPUT.raw"
 OUTPUT=$1
+[[ ! -d $OUTPUT ]] || die "$OUTPUT is a directory; give the image's file name"
 [[ $(id -u) -eq 0 ]] || die "must run as root (mmdebstrap needs it to install packages into a chroot, and mkfs.ext4 -d keeps the owners of the files it copies)"
 
 # Tools, each with the Debian package that provides it.
@@ -106,12 +108,13 @@ chmod 755 "$stage/etc/initramfs-tools/scripts/init-bottom/vmtest"
 # Pass 0: no fsck, neither in the initramfs (its fsck hook reads this) nor
 # at boot; every boot starts from the same clean image.
 cat >"$stage/etc/fstab" <<EOF
-LABEL=$ROOT_LABEL / ext4 rw,errors=remount-ro 0 0
+LABEL=$ROOT_LABEL / ext4 defaults 0 0
 EOF
 
 echo "build-test-image: installing Debian $SUITE into $root" >&2
 # The merged-usr hook sets up the /usr merge itself, so apt picks the empty
-# usr-is-merged package instead of usrmerge, which would pull in perl.
+# usr-is-merged package instead of usrmerge, which would pull in perl. dbus
+# is for qemu-ga's guest-shutdown (see below).
 mmdebstrap --mode=root --variant=minbase --arch=amd64 --format=directory \
   --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
   --aptopt='APT::Install-Recommends "false"' \
@@ -236,6 +239,7 @@ keep_re='^(virtio.*|9p|9pnet_virtio|overlay|ext4|e1000|e1000e)$'
   # HBA drivers live in subdirectories of drivers/scsi; sd_mod, sr_mod, sg and
   # virtio_scsi are at its top.
   for d in kernel/drivers/scsi/*/; do dirs+=("${d%/}"); done
+  ((${#dirs[@]})) || exit 0
   find "${dirs[@]}" -name '*.ko*' | sort | comm -23 - "$work/keep" | xargs -r rm -f
   # Then whatever depended on a removed module.
   awk -F'[: ]+' '{ for (i = 2; i <= NF; i++) if ($i != "") print $1, $i }' modules.dep |
@@ -244,7 +248,7 @@ keep_re='^(virtio.*|9p|9pnet_virtio|overlay|ext4|e1000|e1000e)$'
 )
 # Compressed, the modules take a third of the space; kmod decompresses the
 # few a test guest loads (zstd is quick to decompress).
-find "$moddir/kernel" -name '*.ko' -print0 | xargs -0 -r -n 64 -P "$(nproc)" zstd -q -19 --rm
+find "$moddir/kernel" -name '*.ko' -print0 | xargs -0 -r -n 64 -P "$(nproc)" zstd -q -6 --rm
 chroot "$root" depmod -a "$kver"
 for m in 9p 9pnet_virtio overlay ext4 virtio_blk virtio_net virtio_console virtio_scsi sd_mod fuse vmw_vsock_virtio_transport; do
   chroot "$root" modprobe -S "$kver" --show-depends "$m" >/dev/null || die "kernel module $m is missing after pruning"
