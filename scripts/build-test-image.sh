@@ -49,7 +49,7 @@ done
 [[ -f $MBR_BIN ]] || missing+=(syslinux-common)
 [[ -f $SDBOOT_EFI ]] || missing+=(systemd-boot-efi)
 if ((${#missing[@]})); then
-  die "missing tools; install them with: apt-get install -y $(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')"
+  die "missing tools; install them with: apt-get install -y $(printf '%s\n' "${missing[@]}" | sort -u | xargs)"
 fi
 
 # Work next to OUTPUT so the final rename is atomic (same filesystem).
@@ -59,6 +59,9 @@ work=$(mktemp -d "$outdir/.build-test-image.XXXXXX")
 # mmdebstrap unmounts what it mounted in $work/root itself, also when it
 # fails or is interrupted; --one-file-system keeps rm out of anything left.
 trap 'rm -rf --one-file-system -- "$work"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 root=$work/root
 
 # Files that must be in place before the packages are installed, so the
@@ -199,11 +202,12 @@ done
 mkdir -p "$root/etc/systemd/journald.conf.d"
 printf '[Journal]\nStorage=volatile\n' >"$root/etc/systemd/journald.conf.d/vmtest.conf"
 # udev loads these for devices of QEMU's q35 machine (its built-in AHCI
-# controller, watchdog, SMBus, PC speaker, PS/2 mouse, fw_cfg) and for CPU
-# features (crypto acceleration), systemd loads ip_tables at start; nothing
-# here uses them (the disks are virtio) and every module load is slow under
-# TCG. A blacklist only stops automatic loading: modprobe still loads them.
-printf 'blacklist %s\n' ahci qemu_fw_cfg ip_tables iTCO_wdt iTCO_vendor_support i2c_i801 \
+# controller, watchdog, SMBus, PC speaker, PS/2 mouse, fw_cfg), for UEFI
+# (pstore in EFI variables) and for CPU features (crypto acceleration), and
+# systemd loads ip_tables at start; nothing here uses them (the disks are
+# virtio) and every module load is slow under TCG. A blacklist only stops
+# automatic loading: modprobe still loads them.
+printf 'blacklist %s\n' ahci qemu_fw_cfg efi_pstore ip_tables iTCO_wdt iTCO_vendor_support i2c_i801 \
   lpc_ich intel_pmc_bxt pcspkr serio_raw psmouse evdev aesni_intel ghash_clmulni_intel \
   polyval_clmulni sha1_ssse3 sha256_ssse3 sha512_ssse3 crc32_pclmul crct10dif_pclmul \
   >"$root/etc/modprobe.d/vmtest.conf"

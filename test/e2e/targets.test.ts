@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { qemuProcesses, targetsSkipReason, testImage } from '../utils/vm-env.js'
+import { targetsSkipReason, testImage } from '../utils/vm-env.js'
 import { outcome, qemuLeftAfter } from './helpers.js'
 import { fixtures, removeOutDirs, runVitest } from './run-cli.js'
 
@@ -24,7 +24,9 @@ describe.skipIf(targetsSkipReason)('image targets and foreign architectures', ()
     symlinkSync(testImage!, resolve(fixture, 'images/test.raw'))
     imageHash = sha256(testImage!)
   })
-  afterAll(() => {
+  afterAll(async () => {
+    // Every guest of every run above (the CLI's share the fixture dir too) is gone.
+    expect(await qemuLeftAfter('vitest-targets')).toEqual([])
     rmSync(resolve(fixture, 'images'), { recursive: true, force: true })
     removeOutDirs()
   })
@@ -43,20 +45,19 @@ describe.skipIf(targetsSkipReason)('image targets and foreign architectures', ()
     expect(await qemuLeftAfter('vitest-targets')).toEqual([])
   })
 
-  test('CLI: vmtest.toml image targets, BIOS and UEFI; a failing command sets the exit status', async () => {
+  // The two CLI runs at once: their three boots overlap.
+  test.concurrent('CLI: vmtest.toml image targets, BIOS and UEFI; a failing command sets the exit status', async () => {
     const run = await vmtest(['-c', 'vmtest.toml'], fixture)
     expect(run.stdout).toMatch(/=> image-bios\n===> Booting\n[^]*===> Running command\nx86_64\nto-stderr\nCommand failed with exit code: 3\nFAILED(\n|$)/)
     expect(run.stdout).toMatch(/=> image-uefi\n===> Booting\n[^]*===> Running command\nuefi\nPASS(\n|$)/)
     expect(run.exitCode).toBe(1)
     expect(sha256(testImage!)).toBe(imageHash)
-    expect(qemuProcesses(fixture)).toEqual([])
   })
 
-  test('CLI: `vmtest -a aarch64` boots the aarch64 kernel and root that setup fetched', async () => {
+  test.concurrent('CLI: `vmtest -a aarch64` boots the aarch64 kernel and root that setup fetched', async () => {
     const run = await vmtest(['-a', 'aarch64', 'uname -m; echo to-stderr >&2; exit 3'], fixture)
     expect(run.stdout).toBe('aarch64')
     expect(run.stderr).toMatch(/=> aarch64\n===> Booting\n[^]*kernel \S+-arm64 under tcg[^]*===> Running command\nto-stderr\nCommand failed with exit code: 3\nFAILED$/)
     expect(run.exitCode).toBe(3)
-    expect(qemuProcesses(fixture)).toEqual([])
   })
 })
