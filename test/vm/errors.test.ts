@@ -5,18 +5,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { bootGuest, type VmtestError } from '@vmtest/core'
+import { bootError } from '../utils/boot-error.js'
 import { hostProbeDir, testKernel, vmSkipReason } from '../utils/vm-env.js'
 
 const QEMU = '/usr/bin/qemu-system-x86_64'
-
-async function bootError(options: Parameters<typeof bootGuest>[0]): Promise<VmtestError> {
-  const guest = await bootGuest(options).catch((error: VmtestError) => error)
-  if ('close' in guest) {
-    await guest.close()
-    throw new Error('the guest booted, but an error was expected')
-  }
-  return guest
-}
 
 describe.skipIf(vmSkipReason)('errors a user gets', () => {
   let dir: string

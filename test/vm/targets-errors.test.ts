@@ -6,17 +6,8 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { bootGuest, type VmtestError } from '@vmtest/core'
+import { bootError } from '../utils/boot-error.js'
 import { arm64Root, qemuProcesses, targetsSkipReason, testKernel } from '../utils/vm-env.js'
-
-async function bootError(options: Parameters<typeof bootGuest>[0]): Promise<VmtestError> {
-  const guest = await bootGuest(options).catch((error: VmtestError) => error)
-  if ('close' in guest) {
-    await guest.close()
-    throw new Error('the guest booted, but an error was expected')
-  }
-  return guest
-}
 
 /** The first bytes of an ELF executable for `machine` (e_machine 183: aarch64): enough for an architecture check. */
 function elfHeader(machine: number): Buffer {

@@ -14,7 +14,7 @@ import { KernelLog } from './console/kernel-log.js'
 import { resolveOptions, SHARED_MOUNT, type GuestOptions, type ResolvedOptions, type RootMode } from './options.js'
 import { cacheDir, keepCrashLog, makeGuestTempDir, removeGuestTempDir } from './paths.js'
 import { chooseKernel, type ChosenKernel } from './kernel/resolve.js'
-import { inspectKernel, KernelFormatError, type KernelInfo } from './kernel/inspect.js'
+import { elfArch, inspectKernel, KernelFormatError, type KernelInfo } from './kernel/inspect.js'
 import { fastBootImage } from './kernel/fast-boot.js'
 import { findModuleDir, planModules } from './kernel/modules.js'
 import { AGENT_BUNDLE, buildInitramfs, INIT_SCRIPT, isStaticElf } from './initramfs/build.js'
@@ -26,7 +26,6 @@ import { Qga, QGA_PORT_NAME } from './image/qga.js'
 import { startQgaAgent, type AgentStream, type Share } from './image/qga-agent.js'
 import { archProfile, hostArch } from './qemu/arch.js'
 import { busyboxesIn, chooseRoot, type GuestRoot } from './rootfs.js'
-import { elfArch } from './kernel/inspect.js'
 import { QemuProcess, type QemuExit } from './qemu/process.js'
 
 /** Boot bounds: a Debian kernel reaches the agent in ≈4–5 s under TCG here and
@@ -128,6 +127,7 @@ export async function bootGuest(options: GuestOptions = {}): Promise<Guest> {
         const agent = startQgaAgent(qga, { shares: imageShares(o), onConsoleLine: (listener) => qemuProcess.onLine(listener) })
         link = attach(agent.stream, log, qemuProcess)
         const hello = helloOn(link.peer)
+        hello.catch(() => {}) // when the mounts fail, that is the error reported
         await agent.ready.catch((error: Error) => {
           throw new VmtestError('VMTEST_GUEST_AGENT', 'boot', `The image ${plan.image} booted, but ${error.message}\n${consoleTail(qemuProcess)}`)
         })
