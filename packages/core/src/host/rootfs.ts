@@ -3,10 +3,10 @@
 // shared over 9p all the same. What the guest needs from it: a `node` for the
 // agent, and for a foreign architecture a static busybox for the initramfs.
 
-import { closeSync, existsSync, lstatSync, openSync, readSync, statSync } from 'node:fs'
+import { existsSync, lstatSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { VmtestError } from './errors.js'
-import { elfArch } from './kernel/inspect.js'
+import { elfArch, readHeadSync } from './kernel/inspect.js'
 import { hostArch } from './qemu/arch.js'
 import type { ResolvedOptions } from './options.js'
 
@@ -58,7 +58,7 @@ export function chooseRoot(o: ResolvedOptions, arch: string, cache: string): Gue
     )
   }
   // A symlink may point outside the root (an absolute target means the guest's /): only a plain file is checked.
-  const built = lstatSync(join(path, node)).isFile() ? elfArch(readHead(join(path, node))) : undefined
+  const built = lstatSync(join(path, node)).isFile() ? elfArchOf(join(path, node)) : undefined
   if (built && built !== arch) {
     throw new VmtestError('VMTEST_ROOTFS_INVALID', 'config', `The root filesystem ${path} (${source}) is for ${built}: its ${node} cannot run in an ${arch} guest. Name a root filesystem for ${arch}.`)
   }
@@ -73,23 +73,18 @@ export function busyboxesIn(root: GuestRoot): string[] {
 
 function lstatOk(path: string): boolean {
   try {
-    return lstatSync(path).isFile() || lstatSync(path).isSymbolicLink()
+    const stat = lstatSync(path)
+    return stat.isFile() || stat.isSymbolicLink()
   } catch {
     return false
   }
 }
 
-/** The first bytes of a file (an ELF header); empty for a dangling symlink or unreadable file. */
-function readHead(path: string): Buffer {
+/** The architecture of an ELF file; undefined when it cannot be read (the boot then says what fails). */
+function elfArchOf(path: string): string | undefined {
   try {
-    const fd = openSync(path, 'r')
-    try {
-      const head = Buffer.alloc(64)
-      return head.subarray(0, readSync(fd, head, 0, 64, 0))
-    } finally {
-      closeSync(fd)
-    }
+    return elfArch(readHeadSync(path, 64))
   } catch {
-    return Buffer.alloc(0)
+    return undefined
   }
 }

@@ -2,9 +2,10 @@
 // QEMU, which otherwise probes raw images with a warning and refuses writes to
 // sector 0), and for UEFI the OVMF firmware from the usual distro paths.
 
-import { closeSync, copyFileSync, existsSync, openSync, readSync, statSync } from 'node:fs'
+import { copyFileSync, existsSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { VmtestError } from '../errors.js'
+import { readHeadSync } from '../kernel/inspect.js'
 
 /** Magic numbers of the image formats QEMU opens, at offset 0; anything else is raw. */
 const FORMAT_MAGICS: Array<[string, string]> = [
@@ -26,13 +27,7 @@ export function imageFormat(path: string, source: string): string {
     throw new VmtestError('VMTEST_IMAGE_NOT_FOUND', 'config', `Disk image not found: ${path} (${source}).`)
   }
   if (size < 512) throw new VmtestError('VMTEST_IMAGE_INVALID', 'config', `The disk image ${path} (${source}) is ${size} bytes: too small to hold a boot sector.`)
-  const head = Buffer.alloc(8)
-  const fd = openSync(path, 'r')
-  try {
-    readSync(fd, head, 0, head.length, 0)
-  } finally {
-    closeSync(fd)
-  }
+  const head = readHeadSync(path, 8)
   return FORMAT_MAGICS.find(([, magic]) => head.toString('latin1', 0, magic.length) === magic)?.[0] ?? 'raw'
 }
 

@@ -77,14 +77,18 @@ export function bzImageVersion(head: Buffer): string | undefined {
 
 /** The release in a bzImage's header ("6.1.0-57-amd64"), read synchronously (for config files); undefined for other formats. */
 export function bzImageReleaseSync(path: string): string | undefined {
-  const head = Buffer.alloc(HEADER_BYTES)
+  return bzImageVersion(readHeadSync(path, HEADER_BYTES))?.split(' ')[0]
+}
+
+/** At most the first `bytes` of a file, read synchronously (headers and magic numbers). */
+export function readHeadSync(path: string, bytes: number): Buffer {
+  const head = Buffer.alloc(bytes)
   const fd = openSync(path, 'r')
   try {
-    readSync(fd, head, 0, head.length, 0)
+    return head.subarray(0, readSync(fd, head, 0, bytes, 0))
   } finally {
     closeSync(fd)
   }
-  return bzImageVersion(head)?.split(' ')[0]
 }
 
 /** Unpacks the vmlinux inside a bzImage so QEMU can boot it directly through its PVH entry. */
