@@ -5,7 +5,7 @@
 //   node bench/run.mjs --runs 5 --only floor,boot
 //
 // Rows (names for --only): floor, boot, vmtest, exec, memory, throughput,
-// suite, overhead (the last two drive the real `vitest` CLI on the projects in
+// lease, suite, overhead (the last two drive the real `vitest` CLI on the projects in
 // bench/fixtures/). Prints a table and writes bench/results/latest.json. Not
 // part of the tests.
 
@@ -49,7 +49,7 @@ const MiB = 1024 * 1024
 
 // ---------------------------------------------------------------- arguments
 
-const ROW_NAMES = ['floor', 'boot', 'vmtest', 'exec', 'memory', 'throughput', 'suite', 'overhead']
+const ROW_NAMES = ['floor', 'boot', 'vmtest', 'exec', 'memory', 'throughput', 'lease', 'suite', 'overhead']
 
 function parseArgs(argv) {
   const opts = { runs: 3, only: ROW_NAMES }
@@ -514,6 +514,30 @@ async function rowExec(ctx, runs) {
 /** stdout bandwidth through our agent vs the raw virtio-serial port of the
  * same guest kernel (a second port, bytes counted on the host), plus the host
  * process's RSS around a 100 MiB buffered exec. */
+/** How long the idle guest gets between a renewal and the next one, for the
+ * next lease to get ready (it takes ≈2 s of guest CPU under TCG). */
+const LEASE_PAUSE_MS = 6000
+
+/** renewLease(): once the next lease had time to get ready (the usual case
+ * between two test files), against one right after the last renewal, when the
+ * next lease starts from nothing (what every renewal cost before standbys). */
+async function rowLease(ctx, runs) {
+  const ready = [], cold = []
+  const guest = await boot()
+  try {
+    await guest.renewLease()
+    for (let r = 0; r < runs; r++) {
+      await sleep(LEASE_PAUSE_MS)
+      ready.push((await guest.renewLease()).ms)
+      cold.push((await guest.renewLease()).ms)
+      progress(`lease run ${r + 1}/${runs}: ready ${ready.at(-1)} ms, from nothing ${cold.at(-1)} ms`)
+    }
+  } finally {
+    await guest.close()
+  }
+  return { readyMs: ready, coldMs: cold }
+}
+
 async function rowThroughput(ctx, runs) {
   const small = 10 * MiB, big = 100 * MiB
   const ours10 = [], ours100 = [], raw10 = [], rssBefore = [], rssAfter = []
@@ -788,6 +812,7 @@ function buildRows(m) {
     rows.push(row('6 host node RSS per guest (delta)', 'MiB', m.memory.nodeRssDeltaMiB, undefined))
     rows.push(row('6 QEMU RSS per guest', 'MiB', m.memory.qemuRssMiB, undefined))
   }
+  if (m.lease) rows.push(row('7 renewLease, next lease ready (ref: right after the last, from nothing)', 'ms', m.lease.readyMs, m.lease.coldMs, { note: speedup }))
   if (m.suite) {
     const ratio = (o, r) => `reboot/pool ${(r / o).toFixed(2)}x`
     rows.push(row(`7 suite ${SUITE_FILES} files, 2 workers: pool (ref: isolate reboot)`, 'ms', m.suite.poolWallMs, m.suite.rebootWallMs, { note: ratio }))
@@ -836,7 +861,7 @@ async function main() {
   console.log(`modules: ${ctx.modules.map((f) => basename(f)).join(' ')}${ctx.missingModules.length ? ` (missing: ${ctx.missingModules.join(', ')})` : ''}`)
 
   // Execution order; memory runs before throughput (see rowMemory).
-  const rows = { floor: rowFloor, boot: rowBoot, vmtest: rowVmtest, exec: rowExec, memory: rowMemory, throughput: rowThroughput, suite: rowSuite, overhead: rowOverhead }
+  const rows = { floor: rowFloor, boot: rowBoot, vmtest: rowVmtest, exec: rowExec, memory: rowMemory, throughput: rowThroughput, lease: rowLease, suite: rowSuite, overhead: rowOverhead }
   const measured = {}
   const errors = {}
   for (const name of ROW_NAMES) {

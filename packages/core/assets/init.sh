@@ -12,13 +12,19 @@
 # a fresh root (a new overlay upper in overlay mode), fresh /tmp and /run, and
 # the agent chrooted into it. When the agent ends a lease (it leaves
 # $S/ctl/renew behind), everything the lease started dies with its PID
-# namespace and the next lease starts; when it ends any other way, the guest
-# powers off. Settings come from the kernel command line as vmtest_* variables.
+# namespace and the next lease takes over; when it ends any other way, the
+# guest powers off. The next lease is made ready while the current one serves,
+# at the lowest CPU priority (nice 19: it runs on the guest's idle time), and
+# waits at a gate: its agent starts serving once init creates $S/ctl/go.N.
+# Settings come from the kernel command line as vmtest_* variables.
 
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 fail() {
   echo "vmtest-init: FAILED: $*" >/dev/console
+  # A standby only ends itself: the lease in use goes on, and the next one
+  # starts from scratch (and fails, with this message, if it must).
+  [ -n "$gate" ] && exit 1
   poweroff_now
 }
 
@@ -41,8 +47,16 @@ poweroff_now() {
 # shared root's /run when there is no initramfs.
 if [ -d /vmtest ]; then S=; else S=/run/vmtest; fi
 
-# One lease: runs as PID 1 of fresh mount and PID namespaces.
+# One lease: runs as PID 1 of fresh mount and PID namespaces. $1: the gate
+# file (under $S/ctl) a standby lease's agent waits for, or empty. A standby
+# starts once the current agent serves ($S/ctl/serving), so the two never
+# compete for the CPU while a lease starts, or once its own gate opens (the
+# current lease ended before this loop saw it serve).
 lease() {
+  gate=$1
+  if [ -n "$gate" ]; then
+    while [ ! -e $S/ctl/serving ] && [ ! -e "$S/ctl/$gate" ]; do sleep 0.1; done
+  fi
   R=$S/lease
   mkdir -p $R
   case "${vmtest_mode:-overlay}" in
@@ -92,8 +106,19 @@ lease() {
   unset vmtest_mode vmtest_node vmtest_shared vmtest_shared_path vmtest_mounts vmtest_agent vmtest_msize
   export HOME=/root TERM=linux LANG=C.UTF-8
   cd /
-  chroot $R "$node" "$agent" &
+  VMTEST_GATE=${gate:+/run/vmtest/$gate} chroot $R "$node" "$agent" &
   reap_while $!
+}
+
+# Starts a lease in new namespaces; $1: a gate file for a standby (which starts
+# nice'd; its agent takes the normal priority back once it serves), or empty.
+start_lease() {
+  if [ -n "$1" ]; then
+    # (busybox has renice, not nice)
+    sh -c 'renice -n 19 -p $$ >/dev/null 2>&1; exec unshare -m -p -f --propagation private "$0" lease "$1"' "$0" "$1" &
+  else
+    unshare -m -p -f --propagation private "$0" lease &
+  fi
 }
 
 # Waits for `pid` while reaping every orphan (as PID 1 we inherit them). The
@@ -136,7 +161,7 @@ bind_mount() { # tag path access: into the lease
   bind_at "$S/mounts/$1" "$2"
 }
 
-[ "$1" = lease ] && { lease; exit 0; }
+[ "$1" = lease ] && { lease "$2"; exit 0; }
 
 # 9p options: a large msize for throughput; the root is cached loosely (the
 # host root does not change under a test in ways a test relies on), the
@@ -169,11 +194,22 @@ esac
 for_each_mount mount_9p_once
 step "root mounted"
 
+n=0
+standby=
 while :; do
-  rm -f $S/ctl/renew
-  step "starting the agent"
-  unshare -m -p -f --propagation private "$0" lease &
-  reap_while $!
+  rm -f $S/ctl/renew $S/ctl/serving $S/ctl/go.*
+  if [ -n "$standby" ] && kill -0 "$standby" 2>/dev/null; then
+    active=$standby
+    : >$S/ctl/go.$n
+  else
+    step "starting the agent"
+    start_lease
+    active=$!
+  fi
+  n=$((n + 1))
+  start_lease go.$n
+  standby=$!
+  reap_while $active
   [ -e $S/ctl/renew ] || break
 done
 poweroff_now

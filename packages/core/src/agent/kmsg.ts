@@ -16,9 +16,23 @@ export class KmsgReader {
   private readonly fd: number
   private readonly buffer = Buffer.allocUnsafe(RECORD_BUFFER_BYTES)
   private timer?: ReturnType<typeof setInterval>
+  private held: KmsgRecord[] = []
+  private forward: (records: KmsgRecord[]) => void = (records) => this.held.push(...records)
+  /** The sequence number of the last record read, -1 before any. */
+  lastSeq = -1
 
-  constructor(private readonly forward: (records: KmsgRecord[]) => void) {
+  constructor() {
     this.fd = openSync('/dev/kmsg', constants.O_RDONLY | constants.O_NONBLOCK)
+  }
+
+  /** From now on records go to `forward`, first those read before (kept until
+   * now: a standby agent parses the boot log ahead, on idle time), less any up
+   * to `afterSeq`, which reached the host through an earlier agent. */
+  forwardTo(forward: (records: KmsgRecord[]) => void, afterSeq = -1): void {
+    const held = this.held.filter((r) => r.seq > afterSeq)
+    this.held = []
+    this.forward = forward
+    if (held.length > 0) forward(held)
   }
 
   start(): void {
@@ -41,7 +55,10 @@ export class KmsgReader {
       }
       if (n === 0) break
       const record = parseKmsgRecord(this.buffer.toString('utf8', 0, n))
-      if (record) records.push(record)
+      if (record) {
+        records.push(record)
+        this.lastSeq = record.seq
+      }
     }
     if (records.length > 0) this.forward(records)
   }

@@ -14,7 +14,7 @@ import { writeCpio, type CpioEntry } from './cpio.js'
 const KEEP_INITRAMFS = 12
 
 /** The busybox applets init.sh calls. */
-const APPLETS = ['sh', 'mount', 'mkdir', 'insmod', 'chroot', 'sleep', 'ln', 'dirname', 'poweroff', 'sync', 'cat', 'rm', 'unshare']
+const APPLETS = ['sh', 'mount', 'mkdir', 'insmod', 'chroot', 'sleep', 'ln', 'dirname', 'poweroff', 'sync', 'cat', 'rm', 'unshare', 'renice']
 
 /** The guest agent, bundled into one file by the build (scripts/bundle-agent.mjs). */
 export const AGENT_BUNDLE = fileURLToPath(new URL('../../agent.cjs', import.meta.url))
