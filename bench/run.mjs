@@ -5,8 +5,8 @@
 //   node bench/run.mjs --runs 5 --only floor,boot
 //
 // Rows (names for --only): floor, boot, vmtest, exec, memory, throughput,
-// lease, suite, overhead (the last two drive the real `vitest` CLI on the projects in
-// bench/fixtures/). Prints a table and writes bench/results/latest.json. Not
+// lease, suite, jest-suite, overhead (the last three drive the real `vitest`
+// and `jest` CLIs on the projects in bench/fixtures/). Prints a table and writes bench/results/latest.json. Not
 // part of the tests.
 
 import { execFileSync, spawn } from 'node:child_process'
@@ -49,7 +49,7 @@ const MiB = 1024 * 1024
 
 // ---------------------------------------------------------------- arguments
 
-const ROW_NAMES = ['floor', 'boot', 'vmtest', 'exec', 'memory', 'throughput', 'lease', 'suite', 'overhead']
+const ROW_NAMES = ['floor', 'boot', 'vmtest', 'exec', 'memory', 'throughput', 'lease', 'suite', 'jest-suite', 'overhead']
 
 function parseArgs(argv) {
   const opts = { runs: 3, only: ROW_NAMES }
@@ -486,6 +486,9 @@ async function rowExec(ctx, runs) {
   for (let r = 0; r < runs; r++) {
     const guest = await boot()
     try {
+      // The steady state: for its first seconds a guest also gets its next lease
+      // ready (see the lease row), which slows commands by ≈30 ms under TCG.
+      await sleep(LEASE_PAUSE_MS)
       for (let i = 0; i < 3; i++) await guest.exec('sh -c true') // warm the guest's page cache
       for (const c of EXEC_CASES) {
         const times = []
@@ -619,10 +622,16 @@ async function rowMemory(ctx, runs) {
 
 const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url))
 const VITEST_BIN = join(REPO_ROOT, 'node_modules', 'vitest', 'vitest.mjs')
+const JEST_BIN = join(REPO_ROOT, 'node_modules', 'jest', 'bin', 'jest.js')
+/** The runner's command line for one run of `fixture`, with a JSON report (Vitest's has Jest's shape). */
+const RUNNER_ARGS = {
+  vitest: (fixture, report) => [VITEST_BIN, 'run', '--root', fixture, '--reporter=json', `--outputFile=${report}`],
+  jest: (fixture, report) => [JEST_BIN, '--rootDir', fixture, '--json', `--outputFile=${report}`],
+}
 /** The fixture projects; their QEMUs are told apart by this path, which the
  * environment shares into the guest (`shared` defaults to the project root). */
 const fixtureDir = (name) => realpathSync(fileURLToPath(new URL(`./fixtures/${name}/`, import.meta.url))).replace(/\/$/, '')
-const VITEST_TIMEOUT_MS = 600_000
+const RUNNER_TIMEOUT_MS = 600_000
 /** How long QEMU may outlive its vitest run (the broker's bounded power-off). */
 const LEFTOVER_GRACE_MS = 10_000
 const SUITE_FILES = 10
@@ -665,17 +674,17 @@ async function checkNoLeftovers(fixture, anchor, what) {
   throw new Error(`LEFTOVER PROCESSES ${LEFTOVER_GRACE_MS / 1000} s after ${what} (killed now):\n${all.map((l) => `  ${l.slice(0, 300)}`).join('\n')}`)
 }
 
-/** One `vitest run --root <fixture>` with the JSON reporter, as a user runs it;
- * wall time from spawn to exit. Samples the fixture's QEMUs once a second,
+/** One run of `runner` (vitest or jest) on the fixture `name` with a JSON report,
+ * as a user runs it; wall time from spawn to exit. Samples the fixture's QEMUs once a second,
  * so the leftover check afterwards is known to look for the right command line. */
-async function runVitestCli(name, env) {
+async function runRunnerCli(name, env, runner = 'vitest') {
   const fixture = fixtureDir(name)
   const out = makeTempDir()
   const report = join(out, 'report.json')
   const before = fixtureProcesses(fixture)
   if (before.qemu.length) throw new Error(`QEMU of ${fixture} is already running before the run:\n${before.qemu.join('\n')}`)
   const t0 = now()
-  const child = spawn(process.execPath, [VITEST_BIN, 'run', '--root', fixture, '--reporter=json', `--outputFile=${report}`], {
+  const child = spawn(process.execPath, RUNNER_ARGS[runner](fixture, report), {
     cwd: fixture,
     env: { ...process.env, ...env, VMTEST_BENCH_OUT: out, CI: '', FORCE_COLOR: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -684,24 +693,24 @@ async function runVitestCli(name, env) {
   child.stdout.on('data', (c) => (stdout += c))
   child.stderr.on('data', (c) => (stderr += c))
   const sampler = setInterval(() => (maxQemu = Math.max(maxQemu, fixtureProcesses(fixture).qemu.length)), 1000)
-  const timer = setTimeout(() => child.kill('SIGKILL'), VITEST_TIMEOUT_MS)
+  const timer = setTimeout(() => child.kill('SIGKILL'), RUNNER_TIMEOUT_MS)
   const exit = await new Promise((ok) => child.on('close', (code, signal) => ok(signal ?? code)))
   const wallMs = now() - t0
   clearInterval(sampler)
   clearTimeout(timer)
   const tail = () => `\n--- stdout (tail)\n${stdout.slice(-3000)}\n--- stderr (tail)\n${stderr.slice(-3000)}`
-  await checkNoLeftovers(fixture, child.pid, `vitest run of ${name} (${JSON.stringify(env)})`)
+  await checkNoLeftovers(fixture, child.pid, `${runner} run of ${name} (${JSON.stringify(env)})`)
   if (maxQemu === 0) throw new Error(`no QEMU with ${fixture} in its command line was seen during the run: the leftover check would look for nothing${tail()}`)
-  if (exit !== 0) throw new Error(`vitest on ${name} exited ${exit} (${JSON.stringify(env)})${tail()}`)
+  if (exit !== 0) throw new Error(`${runner} on ${name} exited ${exit} (${JSON.stringify(env)})${tail()}`)
   let json
   try {
     json = JSON.parse(readFileSync(report, 'utf8'))
   } catch {
-    throw new Error(`vitest wrote no report for ${name}${tail()}`)
+    throw new Error(`${runner} wrote no report for ${name}${tail()}`)
   }
   const tests = json.testResults.flatMap((f) => f.assertionResults.map((t) => ({ file: basename(f.name), title: t.title, status: t.status, durationMs: t.duration ?? NaN })))
   const failed = tests.filter((t) => t.status !== 'passed')
-  if (failed.length) throw new Error(`vitest on ${name}: not passed: ${failed.map((t) => `${t.file} ${t.title} (${t.status})`).join(', ')}${tail()}`)
+  if (failed.length) throw new Error(`${runner} on ${name}: not passed: ${failed.map((t) => `${t.file} ${t.title} (${t.status})`).join(', ')}${tail()}`)
   return { wallMs, out, tests, maxQemu }
 }
 
@@ -709,12 +718,13 @@ async function runVitestCli(name, env) {
  * (isolate 'lease', the default) and with one boot per file (isolate
  * 'reboot', vmtest's model); the modes alternate which goes first. Boots are
  * counted from the boot_ids the files record. */
-async function rowSuite(ctx, runs) {
+async function rowSuite(ctx, runs, runner = 'vitest') {
+  const fixture = runner === 'jest' ? 'suite-jest' : 'suite'
   const modes = ['lease', 'reboot']
   const wall = { lease: [], reboot: [] }, boots = { lease: [], reboot: [] }, qemuSeen = { lease: [], reboot: [] }
   for (let r = 0; r < runs; r++) {
     for (const mode of r % 2 ? [...modes].reverse() : modes) {
-      const run = await runVitestCli('suite', { VMTEST_BENCH_ISOLATE: mode })
+      const run = await runRunnerCli(fixture, { VMTEST_BENCH_ISOLATE: mode }, runner)
       try {
         const files = readdirSync(run.out).filter((f) => f.endsWith('.boot'))
         if (files.length !== SUITE_FILES) throw new Error(`suite (${mode}): ${files.length} files recorded a boot_id, expected ${SUITE_FILES}`)
@@ -740,7 +750,7 @@ async function rowOverhead(ctx, runs) {
   const per = { durationMs: [], bareMs: [], bodyMs: [], pairedMs: [], hooksMs: [], intervalMs: [] }
   const raw = []
   for (let r = 0; r < runs; r++) {
-    const run = await runVitestCli('overhead', {})
+    const run = await runRunnerCli('overhead', {})
     try {
       const o = JSON.parse(readFileSync(join(run.out, 'overhead.json'), 'utf8'))
       const durations = Array.from({ length: OVERHEAD_TESTS }, (_, i) => run.tests.find((t) => t.title === `exec('true') #${i + 1}`)?.durationMs)
@@ -818,6 +828,11 @@ function buildRows(m) {
     rows.push(row(`7 suite ${SUITE_FILES} files, 2 workers: pool (ref: isolate reboot)`, 'ms', m.suite.poolWallMs, m.suite.rebootWallMs, { note: ratio }))
     rows.push(row('7 suite boots: pool (ref: isolate reboot)', 'boots', m.suite.poolBoots, m.suite.rebootBoots))
   }
+  if (m['jest-suite']) {
+    const s = m['jest-suite']
+    rows.push(row(`7 Jest suite ${SUITE_FILES} files, 2 workers: pool (ref: isolate reboot)`, 'ms', s.poolWallMs, s.rebootWallMs, { note: (o, r) => `reboot/pool ${(r / o).toFixed(2)}x` }))
+    rows.push(row('7 Jest suite boots: pool (ref: isolate reboot)', 'boots', s.poolBoots, s.rebootBoots))
+  }
   if (m.overhead) {
     const o = m.overhead
     rows.push(row(`8 per-test duration, test = exec('true') (ref: bare exec('true'))`, 'ms', o.durationMs, o.bareMs, { note: overhead }))
@@ -861,7 +876,7 @@ async function main() {
   console.log(`modules: ${ctx.modules.map((f) => basename(f)).join(' ')}${ctx.missingModules.length ? ` (missing: ${ctx.missingModules.join(', ')})` : ''}`)
 
   // Execution order; memory runs before throughput (see rowMemory).
-  const rows = { floor: rowFloor, boot: rowBoot, vmtest: rowVmtest, exec: rowExec, memory: rowMemory, throughput: rowThroughput, lease: rowLease, suite: rowSuite, overhead: rowOverhead }
+  const rows = { floor: rowFloor, boot: rowBoot, vmtest: rowVmtest, exec: rowExec, memory: rowMemory, throughput: rowThroughput, lease: rowLease, suite: rowSuite, 'jest-suite': (ctx, runs) => rowSuite(ctx, runs, 'jest'), overhead: rowOverhead }
   const measured = {}
   const errors = {}
   for (const name of ROW_NAMES) {
@@ -882,9 +897,9 @@ async function main() {
   for (const [name, error] of Object.entries(errors)) console.log(`ERROR in ${name}: ${error.split('\n')[0]}`)
   if (measured.exec) console.log(`in-guest loops: each figure includes 1/${EXEC_COUNT} of a \`date\` spawn and the loop's own cost, i.e. about the \`:\` row (${median(measured.exec.inGuestMs[':']).toFixed(1)} ms)`)
   if (measured.boot) console.log(`boot: agent hello at ${median(measured.boot.helloMs).toFixed(0)} ms (median); guest kernel ${measured.boot.release}, accel ${measured.boot.accel}`)
-  if (measured.suite) {
-    const s = measured.suite
-    console.log(`suite: real \`vitest run\` wall time, spawn to exit; boots per run: pool ${s.poolBoots.join(' ')}, reboot ${s.rebootBoots.join(' ')}; most QEMUs seen at once: pool ${s.poolMaxQemuSeen.join(' ')}, reboot ${s.rebootMaxQemuSeen.join(' ')}`)
+  for (const [name, cli] of [['suite', 'vitest run'], ['jest-suite', 'jest']]) {
+    const s = measured[name]
+    if (s) console.log(`${name}: real \`${cli}\` wall time, spawn to exit; boots per run: pool ${s.poolBoots.join(' ')}, reboot ${s.rebootBoots.join(' ')}; most QEMUs seen at once: pool ${s.poolMaxQemuSeen.join(' ')}, reboot ${s.rebootMaxQemuSeen.join(' ')}`)
   }
   if (measured.overhead) {
     const o = measured.overhead
