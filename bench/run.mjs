@@ -6,8 +6,8 @@
 //
 // Rows (names for --only): floor, boot, vmtest, exec, memory, throughput,
 // lease, suite, jest-suite, overhead (the last three drive the real `vitest`
-// and `jest` CLIs on the projects in bench/fixtures/). Prints a table and writes bench/results/latest.json. Not
-// part of the tests.
+// and `jest` CLIs on the projects in bench/fixtures/). Prints a table and
+// writes bench/results/latest.json. Not part of the tests.
 
 import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
@@ -514,9 +514,6 @@ async function rowExec(ctx, runs) {
 
 // ---------------------------------------------------------------- row 5: throughput
 
-/** stdout bandwidth through our agent vs the raw virtio-serial port of the
- * same guest kernel (a second port, bytes counted on the host), plus the host
- * process's RSS around a 100 MiB buffered exec. */
 /** How long the idle guest gets between a renewal and the next one, for the
  * next lease to get ready (it takes ≈2 s of guest CPU under TCG). */
 const LEASE_PAUSE_MS = 6000
@@ -541,6 +538,9 @@ async function rowLease(ctx, runs) {
   return { readyMs: ready, coldMs: cold }
 }
 
+/** stdout bandwidth through our agent vs the raw virtio-serial port of the
+ * same guest kernel (a second port, bytes counted on the host), plus the host
+ * process's RSS around a 100 MiB buffered exec. */
 async function rowThroughput(ctx, runs) {
   const small = 10 * MiB, big = 100 * MiB
   const ours10 = [], ours100 = [], raw10 = [], rssBefore = [], rssAfter = []
@@ -714,7 +714,7 @@ async function runRunnerCli(name, env, runner = 'vitest') {
   return { wallMs, out, tests, maxQemu }
 }
 
-/** A 10-file suite on 2 workers through the real `vitest` CLI, with the pool
+/** A 10-file suite on 2 workers through the real `vitest` or `jest` CLI, with the pool
  * (isolate 'lease', the default) and with one boot per file (isolate
  * 'reboot', vmtest's model); the modes alternate which goes first. Boots are
  * counted from the boot_ids the files record. */
