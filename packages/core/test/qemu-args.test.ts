@@ -19,7 +19,7 @@ describe('buildQemuArgs per architecture', () => {
   test('x86_64: q35, -cpu max under TCG, host under KVM, virtio on PCI', () => {
     const args = buildQemuArgs(base)
     expect(after(args, '-machine')).toEqual(['q35,accel=tcg'])
-    expect(after(args, '-cpu')).toEqual(['max'])
+    expect(after(args, '-cpu')).toEqual(['max,-erms'])
     expect(after(buildQemuArgs({ ...base, accel: 'kvm' }), '-cpu')).toEqual(['host'])
     expect(after(args, '-device')).toEqual(['virtio-serial-pci,id=vmtest-serial', 'virtserialport,chardev=vmtest-agent,name=org.vmtest.agent.0', 'virtio-9p-pci,fsdev=fs0,mount_tag=vmtest-root'])
   })

@@ -118,6 +118,14 @@ export function pump(peer: Peer, stream: Readable, channel: number): Pump {
     stream.on('data', (chunk: Buffer) => {
       lastData = Date.now()
       if (cancelled) return
+      if (pending === 0 && peer.windowOf(channel) >= chunk.length) {
+        // The window has room: sendData writes the chunk before it returns,
+        // so the stream need not pause (a pause and resume per chunk cost
+        // more than the copy into the port under emulation).
+        inFlight = peer.sendData(channel, chunk).then((sent) => void (cancelled ||= !sent))
+        inFlight.catch(reject)
+        return
+      }
       pending++
       stream.pause()
       inFlight = inFlight.then(async () => {

@@ -21,15 +21,18 @@ export class KmsgReader {
   /** The sequence number of the last record read, -1 before any. */
   lastSeq = -1
 
-  constructor() {
+  /** `afterSeq`: records up to this one reached the host through an earlier
+   * agent (a lease before this one): they are read past, not forwarded. */
+  constructor(private afterSeq = -1) {
     this.fd = openSync('/dev/kmsg', constants.O_RDONLY | constants.O_NONBLOCK)
   }
 
   /** From now on records go to `forward`, first those read before (kept until
-   * now: a standby agent parses the boot log ahead, on idle time), less any up
-   * to `afterSeq`, which reached the host through an earlier agent. */
+   * now: a standby agent reads the kernel log ahead, on idle time), less any up
+   * to `afterSeq`. */
   forwardTo(forward: (records: KmsgRecord[]) => void, afterSeq = -1): void {
-    const held = this.held.filter((r) => r.seq > afterSeq)
+    this.afterSeq = Math.max(this.afterSeq, afterSeq)
+    const held = this.held.filter((r) => r.seq > this.afterSeq)
     this.held = []
     this.forward = forward
     if (held.length > 0) forward(held)
@@ -56,7 +59,7 @@ export class KmsgReader {
       if (n === 0) break
       const record = parseKmsgRecord(this.buffer.toString('utf8', 0, n))
       if (record) {
-        records.push(record)
+        if (record.seq > this.afterSeq) records.push(record)
         this.lastSeq = record.seq
       }
     }

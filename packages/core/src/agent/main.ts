@@ -10,6 +10,7 @@ import { release, setPriority } from 'node:os'
 import { dirname } from 'node:path'
 import { AGENT_PORT_NAME, PROTOCOL_VERSION, type AgentHello, type ExecStartParams } from '../protocol/methods.js'
 import { Peer } from '../protocol/rpc.js'
+import { corkedWriter } from '../protocol/framing.js'
 import { execSignal, execStart } from './exec.js'
 import { fileRead, fileWrite } from './files.js'
 import { KmsgReader } from './kmsg.js'
@@ -115,14 +116,15 @@ function forwardedSeq(): number {
 
 async function main(): Promise<void> {
   const gate = process.env.VMTEST_GATE
-  const kmsg = new KmsgReader()
+  const kmsg = new KmsgReader(forwardedSeq())
   if (gate) {
     kmsg.drain() // kept until we serve
     await passGate(gate)
   }
   const port = openPort(findPort(AGENT_PORT_NAME))
-  const peer = new Peer((frame) => port.write(frame))
-  kmsg.forwardTo((records) => peer.emit('kmsg', { records }), gate ? forwardedSeq() : -1)
+  // Zero-copy: a data frame's payload is a fresh chunk of a command's output or a file.
+  const peer = new Peer(corkedWriter(port))
+  kmsg.forwardTo((records) => peer.emit('kmsg', { records }), forwardedSeq())
 
   peer.handle('exec.start', (params) => execStart(peer, params, () => kmsg.drain()))
   peer.handle('exec.signal', ({ id, signal }) => execSignal(id, signal))

@@ -7,7 +7,7 @@ import { resolve } from 'node:path'
 import { readFileSync } from 'node:fs'
 import { AGENT_PORT_NAME, PROTOCOL_VERSION, type AgentHello, type KmsgRecord } from '../protocol/methods.js'
 import { Peer } from '../protocol/rpc.js'
-import { FrameSplitter } from '../protocol/framing.js'
+import { copyingWriter, FrameSplitter } from '../protocol/framing.js'
 import { VmtestError, isVmtestError, tail } from './errors.js'
 import { Guest, type GuestInfo, type GuestLink } from './guest.js'
 import { KernelLog } from './console/kernel-log.js'
@@ -422,7 +422,7 @@ interface AgentLink {
 
 function attach(socket: AgentStream, log: KernelLog, qemu: QemuProcess): AgentLink {
   const newPeer = () => {
-    const peer = new Peer((frame) => socket.write(frame), { firstCallId: HOST_FIRST_CALL_ID })
+    const peer = new Peer(copyingWriter(socket), { firstCallId: HOST_FIRST_CALL_ID })
     peer.on('kmsg', ({ records }: { records: KmsgRecord[] }) => log.add(records))
     return peer
   }

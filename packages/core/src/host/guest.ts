@@ -2,7 +2,7 @@
 // running guest, all over the agent bridge.
 
 import { Readable, Writable } from 'node:stream'
-import type { AgentHello, ExecExit, KmsgRecord } from '../protocol/methods.js'
+import { CHANNEL_WINDOW_BYTES, type AgentHello, type ExecExit, type KmsgRecord } from '../protocol/methods.js'
 import type { Peer } from '../protocol/rpc.js'
 import { VmtestError, isVmtestError } from './errors.js'
 import { failureMessage, templateToCommand } from './command.js'
@@ -10,6 +10,8 @@ import { KernelLog } from './console/kernel-log.js'
 
 /** After a timeout's SIGTERM, how long the command's process group has before SIGKILL (execa waits 5 s; commands in a test guest get less). */
 const KILL_GRACE_MS = 2000
+/** Output is acknowledged once this much is unacknowledged: the sender's window never runs dry for it. */
+const ACK_BATCH_BYTES = CHANNEL_WINDOW_BYTES / 8
 /** Control calls (files, log sync) that get no answer in this long mean the agent is wedged. */
 const CONTROL_CALL_TIMEOUT_MS = 60_000
 
@@ -306,12 +308,19 @@ export class GuestProcess implements PromiseLike<ExecResult<string>> {
 
 /** A Readable fed by a channel; bytes are acknowledged as the consumer takes them (backpressure). */
 function channelReadable(peer: Peer, channel: number): Readable {
+  // Acknowledged in batches (each ack is a message the guest must decode),
+  // and not while the consumer holds back: then once it reads again.
   let unacked = 0
+  let held = false
+  const ackNow = () => {
+    peer.ack(channel, unacked)
+    unacked = 0
+  }
   const stream = new Readable({
     highWaterMark: 256 * 1024,
     read() {
-      peer.ack(channel, unacked)
-      unacked = 0
+      if (held) ackNow()
+      held = false
     },
     destroy(error, done) {
       peer.cancelChannel(channel)
@@ -320,8 +329,9 @@ function channelReadable(peer: Peer, channel: number): Readable {
   })
   peer.receiveChannel(channel, {
     data(chunk) {
-      if (stream.push(chunk)) peer.ack(channel, chunk.length)
-      else unacked += chunk.length
+      unacked += chunk.length
+      if (!stream.push(chunk)) held = true
+      else if (!held && unacked >= ACK_BATCH_BYTES) ackNow()
     },
     // On a broken link the stream just ends: the command's result carries the
     // error, and an 'error' event nobody listens to would crash the host.

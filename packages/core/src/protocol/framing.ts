@@ -34,13 +34,38 @@ export function encodeJson(message: unknown): Buffer {
   return Buffer.concat([head, json])
 }
 
-export function encodeData(channel: number, data: Uint8Array): Buffer {
-  if (data.length + 5 > MAX_FRAME_BYTES) throw new ProtocolError(`data chunk of ${data.length} bytes exceeds the frame limit`)
+/** Writes one frame, given in order as one or more pieces: a data frame's
+ * header and its payload, so the payload need not be copied next to the header. */
+export type FrameWriter = (...pieces: Buffer[]) => void
+
+/** The header of a data frame of `length` bytes on `channel`: the frame is this, then the bytes. */
+export function encodeDataHeader(channel: number, length: number): Buffer {
+  if (length + 5 > MAX_FRAME_BYTES) throw new ProtocolError(`data chunk of ${length} bytes exceeds the frame limit`)
   const head = Buffer.allocUnsafe(9)
-  head.writeUInt32BE(data.length + 5, 0)
+  head.writeUInt32BE(length + 5, 0)
   head.writeUInt8(FRAME_DATA, 4)
   head.writeUInt32BE(channel >>> 0, 5)
-  return Buffer.concat([head, data])
+  return head
+}
+
+export function encodeData(channel: number, data: Uint8Array): Buffer {
+  return Buffer.concat([encodeDataHeader(channel, data.length), data])
+}
+
+/** A FrameWriter for a stream that may keep the pieces until they are written
+ * (a payload nobody reuses): the pieces of a frame leave in one writev. */
+export function corkedWriter(stream: { cork(): void; uncork(): void; write(chunk: Buffer): unknown }): FrameWriter {
+  return (...pieces) => {
+    stream.cork()
+    for (const piece of pieces) stream.write(piece)
+    stream.uncork()
+  }
+}
+
+/** A FrameWriter for a stream whose payloads may be reused by their owner once
+ * sent (a host caller's stdin chunks): each frame is copied into one buffer. */
+export function copyingWriter(stream: { write(chunk: Buffer): unknown }): FrameWriter {
+  return (...pieces) => void stream.write(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces))
 }
 
 /** Cuts a byte stream into whole frames (length header included) without

@@ -4,7 +4,7 @@
 // why the link died (a guest panic) rather than a bare "closed".
 
 import { CHANNEL_WINDOW_BYTES, type Message, WireErrorCode } from './methods.js'
-import { DATA_CHUNK_BYTES, encodeData, encodeJson, FRAME_DATA, FrameDecoder, ProtocolError } from './framing.js'
+import { DATA_CHUNK_BYTES, encodeDataHeader, encodeJson, FRAME_DATA, FrameDecoder, type FrameWriter, ProtocolError } from './framing.js'
 
 export class RpcError extends Error {
   readonly code: string
@@ -52,7 +52,7 @@ export class Peer {
    * on one link (a relay's client, then the relay itself) use disjoint ranges,
    * so a late answer to one is never taken for an answer to the other. */
   constructor(
-    private readonly write: (frame: Buffer) => void,
+    private readonly write: FrameWriter,
     options: { firstCallId?: number } = {},
   ) {
     this.nextCallId = options.firstCallId ?? 1
@@ -150,7 +150,7 @@ export class Peer {
     if (chunk.length === 0) {
       this.credits.delete(channel)
       if (credit.bytes === Number.NEGATIVE_INFINITY) return false
-      this.write(encodeData(channel, chunk))
+      this.write(encodeDataHeader(channel, 0))
       return true
     }
     this.credits.set(channel, credit)
@@ -163,7 +163,7 @@ export class Peer {
       const piece = chunk.subarray(offset, offset + Math.min(DATA_CHUNK_BYTES, credit.bytes))
       credit.bytes -= piece.length
       offset += piece.length
-      this.write(encodeData(channel, piece))
+      this.write(encodeDataHeader(channel, piece.length), piece)
     }
     return true
   }

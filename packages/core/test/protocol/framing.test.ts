@@ -1,7 +1,11 @@
-import { describe, expect, test } from 'vitest'
+import { PassThrough } from 'node:stream'
+import { describe, expect, test, vi } from 'vitest'
 import {
+  copyingWriter,
+  corkedWriter,
   DATA_CHUNK_BYTES,
   encodeData,
+  encodeDataHeader,
   encodeJson,
   FRAME_DATA,
   FRAME_JSON,
@@ -104,6 +108,24 @@ describe('encode and decode', () => {
     const [frame] = new FrameDecoder().push(input)
     input.fill(0)
     expect(frame).toEqual({ kind: FRAME_DATA, channel: 3, data: Buffer.from('abc') })
+  })
+
+  test('a frame written in pieces: corked, the pieces leave as one write; copying, as one buffer the caller may reuse', async () => {
+    const payload = Buffer.from('payload')
+    const corked = new PassThrough()
+    const writev = vi.fn()
+    corked._writev = (chunks, done) => (writev(chunks.map((c) => Buffer.from(c.chunk))), done())
+    corkedWriter(corked)(encodeDataHeader(4, payload.length), payload)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(writev).toHaveBeenCalledTimes(1)
+    expect(new FrameDecoder().push(Buffer.concat(writev.mock.calls[0][0]))).toEqual([{ kind: FRAME_DATA, channel: 4, data: payload }])
+
+    const written: Buffer[] = []
+    const reused = Buffer.from('first')
+    copyingWriter({ write: (chunk: Buffer) => written.push(chunk) })(encodeDataHeader(2, reused.length), reused)
+    reused.write('later')
+    expect(written).toHaveLength(1)
+    expect(new FrameDecoder().push(written[0])).toEqual([{ kind: FRAME_DATA, channel: 2, data: Buffer.from('first') }])
   })
 
   test('pending counts the bytes of an incomplete frame', () => {

@@ -17,13 +17,13 @@ function link() {
       to().receive(frame)
     })
   }
-  const host: Peer = new Peer((frame) => {
+  const host: Peer = new Peer((...pieces) => {
     written.host++
-    deliver(() => agent, frame)
+    deliver(() => agent, Buffer.concat(pieces))
   })
-  const agent: Peer = new Peer((frame) => {
+  const agent: Peer = new Peer((...pieces) => {
     written.agent++
-    deliver(() => host, frame)
+    deliver(() => host, Buffer.concat(pieces))
   })
   /** Resolves once nothing is in flight (and handlers have had their microtasks). */
   const idle = async () => {
@@ -299,7 +299,7 @@ describe('channels', () => {
 
   test('a handler that registers a channel synchronously gets the data frames that came in the same chunk as the call', async () => {
     const writes: Buffer[] = []
-    const agent = new Peer((frame) => writes.push(frame))
+    const agent = new Peer((...pieces) => writes.push(Buffer.concat(pieces)))
     agent.handle('file.write', ({ channel }: { channel: number }) => {
       const parts: Buffer[] = []
       return new Promise((resolve) => {

@@ -7,6 +7,7 @@ import type { Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import type { KmsgRecord } from '../../protocol/methods.js'
 import { Peer } from '../../protocol/rpc.js'
+import { copyingWriter } from '../../protocol/framing.js'
 import { KernelLog } from '../console/kernel-log.js'
 import { VmtestError, withoutStack, type VmtestErrorCode, type VmtestPhase } from '../errors.js'
 import { Guest, type GuestInfo } from '../guest.js'
@@ -89,7 +90,7 @@ export async function stopBroker(anchor = anchorPid()): Promise<void> {
 
 /** A Peer over `socket`; `gone` settles once the socket closed, after the Peer was closed with `reason()`. */
 function peerOn(socket: Socket, reason: () => Error): { peer: Peer; gone: Promise<void> } {
-  const peer = new Peer((frame) => socket.write(frame))
+  const peer = new Peer(copyingWriter(socket))
   socket.on('data', (chunk) => peer.receive(chunk))
   socket.on('error', () => {})
   const gone = new Promise<void>((resolve) =>

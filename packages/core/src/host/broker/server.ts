@@ -4,7 +4,7 @@
 // the worker hangs up, then renews the guest for the next file.
 
 import { createServer, type Server, type Socket } from 'node:net'
-import { encodeJson, FrameSplitter } from '../../protocol/framing.js'
+import { copyingWriter, encodeJson, FrameSplitter } from '../../protocol/framing.js'
 import { Peer } from '../../protocol/rpc.js'
 import { relayGuest, type GuestRelay } from '../boot.js'
 import { isVmtestError } from '../errors.js'
@@ -42,7 +42,7 @@ export class Broker {
   private serve(socket: Socket): void {
     this.clients.add(socket)
     const splitter = new FrameSplitter()
-    const peer = new Peer((frame) => socket.write(frame))
+    const peer = new Peer(copyingWriter(socket))
     let relay: GuestRelay | undefined
     let lease: Promise<GuestLease | undefined> | undefined
     let isolate: LeaseParams['isolate']

@@ -13,6 +13,7 @@ import { EventEmitter } from 'node:events'
 import { constants } from 'node:os'
 import { PROTOCOL_VERSION, type AgentHello, type ExecExit, type ExecStartParams, type KmsgRecord } from '../../protocol/methods.js'
 import { Peer } from '../../protocol/rpc.js'
+import { copyingWriter } from '../../protocol/framing.js'
 import type { Qga } from './qga.js'
 
 /** guest-exec-status polls after a command starts, then every last one: fast for short commands, cheap for long ones. */
@@ -61,7 +62,7 @@ export interface QgaAgentOptions {
 /** Serves the agent protocol through `qga`; says hello once the shares are mounted (or rejects with why they are not). */
 export function startQgaAgent(qga: Qga, o: QgaAgentOptions): { stream: AgentStream; ready: Promise<void> } {
   const stream = new EventEmitter() as EventEmitter & AgentStream
-  const peer = new Peer((frame) => queueMicrotask(() => stream.emit('data', frame)))
+  const peer = new Peer(copyingWriter({ write: (frame) => queueMicrotask(() => stream.emit('data', frame)) }))
   stream.write = (frame: Buffer) => (peer.receive(frame), true)
   stream.destroy = () => {
     qga.close()
