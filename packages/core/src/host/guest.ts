@@ -306,10 +306,10 @@ export class GuestProcess implements PromiseLike<ExecResult<string>> {
   }
 }
 
-/** A Readable fed by a channel; bytes are acknowledged as the consumer takes them (backpressure). */
+/** A Readable fed by a channel; bytes are acknowledged as the consumer takes
+ * them (backpressure): in batches, since each ack is a message the guest must
+ * decode, and not while the consumer holds back, then all at once when it reads again. */
 function channelReadable(peer: Peer, channel: number): Readable {
-  // Acknowledged in batches (each ack is a message the guest must decode),
-  // and not while the consumer holds back: then once it reads again.
   let unacked = 0
   let held = false
   const ackNow = () => {

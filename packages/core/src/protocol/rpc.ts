@@ -143,7 +143,8 @@ export class Peer {
   }
 
   /** Send `chunk` on `channel`, waiting for window first. Resolves false if the
-   * receiver cancelled the channel. An empty chunk ends the channel. */
+   * receiver cancelled the channel. An empty chunk ends the channel. With
+   * window for all of `chunk` (windowOf), it is written before this returns. */
   async sendData(channel: number, chunk: Buffer): Promise<boolean> {
     if (this.closedWith) throw this.closedWith
     const credit = this.credits.get(channel) ?? { bytes: CHANNEL_WINDOW_BYTES, waiters: [] }
