@@ -68,6 +68,16 @@ function powerOff(): never {
   exitNow()
 }
 
+/** Runs `then` once the answer to the call being handled has left for the port:
+ * the Peer writes it in a microtask after the handler returns, and a write the
+ * port took is in the virtqueue, where our exit does not take it back. */
+function onceAnswered(port: Socket, then: () => void): void {
+  setImmediate(function check() {
+    if (port.writableLength === 0) then()
+    else setTimeout(check, 5)
+  })
+}
+
 function hello(): AgentHello {
   const uptime = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0])
   return {
@@ -140,7 +150,7 @@ async function main(): Promise<void> {
     return {}
   })
   peer.handle('agent.shutdown', () => {
-    setTimeout(powerOff, 50) // let the answer reach the port first
+    onceAnswered(port, powerOff)
     return {}
   })
   peer.handle('lease.end', () => {
@@ -149,7 +159,7 @@ async function main(): Promise<void> {
     kmsg.drain()
     writeFileSync(KMSG_SEQ_FILE, String(kmsg.lastSeq))
     writeFileSync(LEASE_RENEW_MARKER, '')
-    setTimeout(exitNow, 50)
+    onceAnswered(port, exitNow)
     return {}
   })
 
