@@ -512,7 +512,7 @@ async function rowExec(ctx, runs) {
   return { oursMs: ours, inGuestMs: inGuest }
 }
 
-// ---------------------------------------------------------------- row 5: throughput
+// ---------------------------------------------------------------- row 7: lease renewal
 
 /** How long the idle guest gets between a renewal and the next one, for the
  * next lease to get ready (it takes ≈2 s of guest CPU under TCG). */
@@ -537,6 +537,8 @@ async function rowLease(ctx, runs) {
   }
   return { readyMs: ready, coldMs: cold }
 }
+
+// ---------------------------------------------------------------- row 5: throughput
 
 /** stdout bandwidth through our agent vs the raw virtio-serial port of the
  * same guest kernel (a second port, bytes counted on the host), once the guest
@@ -830,15 +832,11 @@ function buildRows(m) {
     rows.push(row('6 QEMU RSS per guest', 'MiB', m.memory.qemuRssMiB, undefined))
   }
   if (m.lease) rows.push(row('7 renewLease, next lease ready (ref: right after the last, from nothing)', 'ms', m.lease.readyMs, m.lease.coldMs, { note: speedup }))
-  if (m.suite) {
-    const ratio = (o, r) => `reboot/pool ${(r / o).toFixed(2)}x`
-    rows.push(row(`7 suite ${SUITE_FILES} files, 2 workers: pool (ref: isolate reboot)`, 'ms', m.suite.poolWallMs, m.suite.rebootWallMs, { note: ratio }))
-    rows.push(row('7 suite boots: pool (ref: isolate reboot)', 'boots', m.suite.poolBoots, m.suite.rebootBoots))
-  }
-  if (m['jest-suite']) {
-    const s = m['jest-suite']
-    rows.push(row(`7 Jest suite ${SUITE_FILES} files, 2 workers: pool (ref: isolate reboot)`, 'ms', s.poolWallMs, s.rebootWallMs, { note: (o, r) => `reboot/pool ${(r / o).toFixed(2)}x` }))
-    rows.push(row('7 Jest suite boots: pool (ref: isolate reboot)', 'boots', s.poolBoots, s.rebootBoots))
+  for (const [name, label] of [['suite', 'suite'], ['jest-suite', 'Jest suite']]) {
+    const s = m[name]
+    if (!s) continue
+    rows.push(row(`7 ${label} ${SUITE_FILES} files, 2 workers: pool (ref: isolate reboot)`, 'ms', s.poolWallMs, s.rebootWallMs, { note: (o, r) => `reboot/pool ${(r / o).toFixed(2)}x` }))
+    rows.push(row(`7 ${label} boots: pool (ref: isolate reboot)`, 'boots', s.poolBoots, s.rebootBoots))
   }
   if (m.overhead) {
     const o = m.overhead
